@@ -1,0 +1,75 @@
+package luabind
+
+// prelude is Lua code run once per state: helpers that are simplest in Lua
+// and the lazy fields of magnet.request (get, post, cookies, headers).
+const prelude = `
+local magnet, string, tonumber, rawset, type, pairs = magnet, string, tonumber, rawset, type, pairs
+
+local function unescape(s)
+	s = string.gsub(s, "+", " ")
+	return (string.gsub(s, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+magnet.urldecode = unescape
+
+function magnet.urlencode(s)
+	return (string.gsub(s, "[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end))
+end
+
+local function add(t, k, v)
+	local old = t[k]
+	if old == nil then t[k] = v
+	elseif type(old) == "table" then old[#old + 1] = v
+	else t[k] = {old, v} end
+end
+
+function magnet.parse_query(q)
+	local t = {}
+	if not q then return t end
+	for pair in string.gmatch(q, "[^&;]+") do
+		local k, v = string.match(pair, "^([^=]*)=?(.*)$")
+		add(t, unescape(k), unescape(v))
+	end
+	return t
+end
+
+function magnet.parse_cookies(s)
+	local t = {}
+	if not s then return t end
+	for pair in string.gmatch(s, "[^;]+") do
+		local k, v = string.match(pair, "^%s*([^=]-)%s*=%s*(.-)%s*$")
+		if k and t[k] == nil then t[k] = v end
+	end
+	return t
+end
+
+local lazy = {
+	get = function(r) return magnet.parse_query(r.query) end,
+	post = function(r)
+		local ct = r.content_type or ""
+		if string.find(ct, "application/x-www-form-urlencoded", 1, true) then
+			return magnet.parse_query(r.body())
+		end
+		return {}
+	end,
+	cookies = function(r) return magnet.parse_cookies(r.params.HTTP_COOKIE) end,
+	headers = function(r)
+		local h = {}
+		for k, v in pairs(r.params) do
+			local name = string.match(k, "^HTTP_(.+)$")
+			if name then h[string.lower(string.gsub(name, "_", "-"))] = v end
+		end
+		if r.content_type then h["content-type"] = r.content_type end
+		return h
+	end,
+}
+
+debug.getregistry()["magnet.request_mt"] = {
+	__index = function(r, k)
+		local f = lazy[k]
+		if not f then return nil end
+		local v = f(r)
+		rawset(r, k, v)
+		return v
+	end,
+}
+`
