@@ -1,0 +1,153 @@
+// Command magnet-worker serves Lua scripts over FastCGI. It runs on its own
+// (--listen, or the socket a web server or spawner hands over as fd 0) or
+// as one of magnetd's workers.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
+	"github.com/magnet-fcgi/magnet/supervisor/status"
+	"github.com/magnet-fcgi/magnet/worker"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:      "magnet-worker",
+		Usage:     "serve Lua scripts over FastCGI",
+		Version:   version,
+		ArgsUsage: " ",
+		Description: "Without --listen, fd 0 must be a listening socket (as lighttpd's bin-path and spawn-fcgi provide).\n" +
+			"SIGTERM, SIGINT and SIGUSR1 stop gracefully: the request in progress finishes first.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Usage: "unix socket `PATH` or HOST:PORT (default: the socket on fd 0)"},
+			&cli.IntFlag{Name: "backlog", Value: 1024, Usage: "listen backlog for --listen"},
+			&cli.StringSliceFlag{Name: "docroot", Usage: "only serve scripts under `DIR` (repeatable; symlinks are resolved)"},
+			&cli.StringSliceFlag{Name: "ext", Value: cli.NewStringSlice(".lua"), Usage: "allowed script extension (repeatable)"},
+			&cli.BoolFlag{Name: "debug", Usage: "put error details into 500 responses"},
+			&cli.DurationFlag{Name: "stat-interval", Usage: "check scripts for changes at most this often (0: on every request)"},
+			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
+			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
+			&cli.StringFlag{Name: "ping-path", Usage: "SCRIPT_NAME answered with \"pong\""},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: run,
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "magnet-worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx *cli.Context) error {
+	if ctx.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", ctx.Args().First())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(ctx.String("log-level"))); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("pid", os.Getpid())
+
+	// One thread serves; a second P lets signal delivery run while it waits.
+	runtime.GOMAXPROCS(2)
+
+	fd := 0
+	if addr := ctx.String("listen"); addr != "" {
+		var err error
+		if fd, err = worker.Listen(addr, ctx.Int("backlog")); err != nil {
+			return err
+		}
+	} else if !worker.InheritedListener() {
+		return errors.New("fd 0 is not a listening socket: use --listen, or start me from a web server or spawner")
+	}
+
+	cfg := worker.Config{
+		ListenFD:    fd,
+		Debug:       ctx.Bool("debug"),
+		MaxRequests: ctx.Int("max-requests"),
+		Logger:      log,
+	}
+	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")
+	cfg.Scripts.Exts = ctx.StringSlice("ext")
+	cfg.Scripts.StatInterval = ctx.Duration("stat-interval")
+
+	slot, err := scoreboard.AttachFromEnv()
+	if err != nil {
+		log.Warn("scoreboard unavailable", "err", err)
+	}
+	if slot != nil {
+		cfg.Reporter = slot
+	}
+	cfg.Special = specialPages(ctx.String("status-path"), ctx.String("ping-path"), slot)
+
+	srv, err := worker.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	go func() {
+		sig := <-sigs
+		log.Info("stopping gracefully", "signal", sig.String())
+		if slot != nil {
+			slot.Finishing()
+		}
+		srv.Shutdown()
+	}()
+
+	log.Info("serving", "listen", listenName(ctx.String("listen")))
+	start := time.Now()
+	if err := srv.Serve(); err != nil {
+		return err
+	}
+	log.Info("stopped", "requests", srv.Requests(), "uptime", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+func listenName(addr string) string {
+	if addr == "" {
+		return "fd 0"
+	}
+	return addr
+}
+
+// specialPages answers --status-path and --ping-path without Lua.
+func specialPages(statusPath, pingPath string, slot *scoreboard.Slot) func(name, query []byte) []byte {
+	if statusPath == "" && pingPath == "" {
+		return nil
+	}
+	return func(name, query []byte) []byte {
+		switch {
+		case pingPath != "" && string(name) == pingPath:
+			return []byte("Content-Type: text/plain\r\nCache-Control: no-cache\r\n\r\npong\n")
+		case statusPath != "" && string(name) == statusPath:
+			if slot == nil {
+				return []byte("Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nstatus needs magnetd's scoreboard\n")
+			}
+			format, full := status.ParseQuery(string(query))
+			var body bytes.Buffer
+			if err := status.RenderBoard(&body, slot.Board(), format, full); err != nil {
+				return []byte("Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n" + err.Error() + "\n")
+			}
+			return append([]byte("Content-Type: "+status.ContentType(format)+"\r\nCache-Control: no-cache\r\n\r\n"), body.Bytes()...)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,276 @@
+package worker
+
+import (
+	"errors"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/magnet-fcgi/magnet/protocol"
+	"github.com/magnet-fcgi/magnet/scripts"
+)
+
+// conn is one FastCGI connection held by the worker.
+type conn struct {
+	fd     int
+	pc     *protocol.Conn
+	closed bool
+}
+
+// serveConn reads what the socket has and answers every complete request.
+func (s *Server) serveConn(c *conn) {
+	if !s.fill(c) {
+		return
+	}
+	s.process(c)
+}
+
+// fill reads once from c; false means the connection is gone or has
+// nothing yet.
+func (s *Server) fill(c *conn) bool {
+	n, errno := rawRead(c.fd, c.pc.ReadBuffer())
+	if errno == unix.EAGAIN || errno == unix.EINTR {
+		return false
+	}
+	if errno != 0 || n == 0 {
+		if c.pc.Buffered() > 0 && errno == 0 {
+			s.log.Debug("connection closed inside a record", "fd", c.fd)
+		}
+		s.closeConn(c)
+		return false
+	}
+	c.pc.Advance(n)
+	return true
+}
+
+// process handles the decoded events of c until it needs more bytes.
+func (s *Server) process(c *conn) {
+	for !c.closed {
+		ev, err := c.pc.Next()
+		if err != nil {
+			s.log.Warn("bad FastCGI stream, closing the connection", "err", err)
+			s.closeConn(c)
+			return
+		}
+		switch ev.Kind {
+		case protocol.EventNone:
+			return
+		case protocol.EventReply:
+			if !s.write(c, ev.Data) || ev.Close {
+				s.closeConn(c)
+			}
+		case protocol.EventAbort:
+			// aborted before the script ran: answer it as finished
+			s.wbuf = protocol.AppendEndRequest(s.wbuf[:0], ev.RequestID, 0, protocol.StatusRequestComplete)
+			keep := c.pc.KeepConn()
+			c.pc.FinishRequest()
+			if !s.write(c, s.wbuf) || !keep {
+				s.closeConn(c)
+			}
+		case protocol.EventRequest:
+			s.handle(c)
+		}
+	}
+}
+
+// handle runs one request and writes its response in one write.
+func (s *Server) handle(c *conn) {
+	params := c.pc.Params()
+	id := c.pc.RequestID()
+	s.index = s.index[:0]
+	for off := 0; off < len(params); {
+		name, value, next, err := params.Next(off)
+		if err != nil {
+			break
+		}
+		no := off + (next - off - len(name) - len(value)) // pair header precedes both
+		s.index = append(s.index, uint32(no), uint32(len(name)), uint32(no+len(name)), uint32(len(value)))
+		off = next
+	}
+	script, _ := params.Lookup("SCRIPT_FILENAME")
+	rep := s.cfg.Reporter
+	if rep != nil {
+		method, _ := params.Lookup("REQUEST_METHOD")
+		uri, _ := params.Lookup("REQUEST_URI")
+		rep.Begin(method, uri, script)
+	}
+	s.body.c = c
+	s.body.pending = nil
+	s.body.done = false
+	s.body.err = nil
+
+	var out []byte
+	if page := s.special(params); page != nil {
+		out = protocol.AppendResponse(s.wbuf[:0], id, page, nil, 0)
+	} else if chunk, err := s.cache.Lookup(script); err != nil {
+		out = s.failure(id, script, err)
+	} else {
+		s.req.Params = params
+		s.req.Index = s.index
+		if err := s.st.Run(chunk, &s.req); err != nil {
+			out = s.failure(id, script, err)
+		} else {
+			out = s.wbuf[:0]
+			if h := s.st.HeaderBlock(); h != nil {
+				out = protocol.AppendStream(out, protocol.TypeStdout, id, h)
+			}
+			out = protocol.AppendResponse(out, id, s.st.Output(), nil, 0)
+		}
+		s.req.Params = nil
+	}
+	s.wbuf = out[:0]
+	if s.body.err == errAborted {
+		// the web server no longer wants the answer; END_REQUEST only
+		out = protocol.AppendEndRequest(out[:0], id, 0, protocol.StatusRequestComplete)
+	}
+	keep := c.pc.KeepConn() && !s.stopping.Load()
+	c.pc.FinishRequest()
+	ok := !c.closed && s.write(c, out)
+	if rep != nil {
+		rep.End(s.st.MemoryBytes())
+	}
+	if ok && !keep {
+		s.closeConn(c)
+	}
+	if cap(s.wbuf) > 1<<20 {
+		s.wbuf = make([]byte, 0, 16<<10) // do not keep a huge response's buffer
+	}
+	s.requests++
+	if s.cfg.MaxRequests > 0 && s.requests >= s.cfg.MaxRequests {
+		s.log.Info("max requests reached, exiting", "requests", s.requests)
+		s.Shutdown()
+	}
+}
+
+func (s *Server) special(params protocol.Params) []byte {
+	if s.cfg.Special == nil {
+		return nil
+	}
+	name, _ := params.Lookup("SCRIPT_NAME")
+	query, _ := params.Lookup("QUERY_STRING")
+	return s.cfg.Special(name, query)
+}
+
+// failure builds the response for a script that could not be served:
+// the status and a short body on STDOUT, the details on STDERR.
+func (s *Server) failure(id uint16, script []byte, err error) []byte {
+	status := 500
+	var se *scripts.Error
+	if errors.As(err, &se) {
+		status = se.Status
+	}
+	detail := err.Error()
+	if status == 500 {
+		s.log.Warn("script failed", "script", string(script), "err", detail)
+	} else {
+		s.log.Debug("script refused", "script", string(script), "status", status, "err", detail)
+	}
+	text := statusText(status)
+	b := s.errb[:0]
+	b = append(b, "Status: "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, text...)
+	b = append(b, "\r\nContent-Type: text/plain\r\n\r\n"...)
+	b = append(b, text...)
+	b = append(b, '\n')
+	if s.cfg.Debug {
+		b = append(b, detail...)
+		b = append(b, '\n')
+	}
+	s.errb = b
+	var stderr []byte
+	if status == 500 {
+		stderr = []byte(detail + "\n")
+	}
+	return protocol.AppendResponse(s.wbuf[:0], id, b, stderr, 0)
+}
+
+func statusText(code int) string {
+	switch code {
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	}
+	return "Internal Server Error"
+}
+
+// write sends p completely; false means the connection was closed.
+func (s *Server) write(c *conn, p []byte) bool {
+	for len(p) > 0 {
+		n, errno := rawWrite(c.fd, p)
+		if errno == unix.EAGAIN {
+			if err := waitFD(c.fd, unix.POLLOUT, s.cfg.IOTimeout); err != nil {
+				s.log.Warn("client too slow to take the response", "err", err)
+				s.closeConn(c)
+				return false
+			}
+			continue
+		}
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			s.log.Debug("write", "err", errno)
+			s.closeConn(c)
+			return false
+		}
+		p = p[n:]
+	}
+	return true
+}
+
+// bodyReader streams the current request's STDIN to the script.
+type bodyReader struct {
+	s       *Server
+	c       *conn
+	pending []byte
+	done    bool
+	err     error
+}
+
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 {
+		if b.done {
+			return 0, errEOF
+		}
+		if b.err != nil {
+			return 0, b.err
+		}
+		c := b.c
+		if c.closed {
+			b.err = errClosed
+			return 0, b.err
+		}
+		ev, err := c.pc.Next()
+		if err != nil {
+			b.err = err
+			return 0, err
+		}
+		switch ev.Kind {
+		case protocol.EventStdin:
+			b.pending = ev.Data
+		case protocol.EventStdinEnd:
+			b.done = true
+		case protocol.EventAbort:
+			b.err = errAborted
+		case protocol.EventReply:
+			if !b.s.write(c, ev.Data) {
+				b.err = errClosed
+			}
+		case protocol.EventNone:
+			if err := waitFD(c.fd, unix.POLLIN, b.s.cfg.IOTimeout); err != nil {
+				b.err = err
+				return 0, err
+			}
+			if !b.s.fill(c) && c.closed {
+				b.err = errClosed
+			}
+		}
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}

@@ -1,0 +1,11 @@
+package worker
+
+import (
+	"errors"
+	"io"
+)
+
+var (
+	errEOF    = io.EOF
+	errClosed = errors.New("connection closed by the web server")
+)

@@ -1,0 +1,279 @@
+// Package worker is magnet's accept loop: it joins protocol (FastCGI
+// bytes), scripts (the chunk cache) and luabind (the Lua state) and serves
+// one request at a time.
+//
+// The loop runs on one locked OS thread over its own epoll set, not Go's
+// netpoller: per keep-alive request it makes epoll_wait, read, write and
+// the script's stat, and allocates nothing. Many connections share one
+// worker, served in the order their requests arrive, so keep-alive
+// connections from a web server never starve behind one another.
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/magnet-fcgi/magnet/luabind"
+	"github.com/magnet-fcgi/magnet/protocol"
+	"github.com/magnet-fcgi/magnet/scripts"
+)
+
+// Reporter receives the worker's state for the supervisor's status page.
+// Its methods run on the hot path and must not block or allocate.
+type Reporter interface {
+	Accepted()
+	Begin(method, uri, script []byte)
+	End(memBytes uint64)
+}
+
+// Config is what a worker needs to serve.
+type Config struct {
+	ListenFD    int // a listening socket
+	Scripts     scripts.Config
+	Limits      protocol.Limits
+	Debug       bool // error details in 500 responses
+	MaxRequests int  // exit gracefully after this many requests; 0 = never
+	// IOTimeout bounds waiting for a request body or for a slow client to
+	// take the response (default 30s).
+	IOTimeout time.Duration
+	// DrainTimeout bounds how long a stopping worker waits for half-received
+	// requests (default 5s).
+	DrainTimeout time.Duration
+	// Special answers requests whose SCRIPT_NAME it claims (status and ping
+	// pages) without Lua; it returns a complete CGI response, or nil.
+	Special  func(scriptName, query []byte) []byte
+	Reporter Reporter
+	Logger   *slog.Logger
+}
+
+// Server is one worker's accept loop.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	st    *luabind.State
+	cache *scripts.Cache
+
+	epfd, evfd int
+	listenFD   int
+	listening  bool
+	conns      []*conn // by fd
+	nconns     int
+	free       []*conn
+	events     []unix.EpollEvent
+
+	requests int
+	stopping atomic.Bool
+	drainEnd time.Time
+
+	// per-request scratch, reused
+	index []uint32
+	wbuf  []byte
+	req   luabind.Request
+	body  bodyReader
+	errb  []byte
+}
+
+// New prepares a worker: the Lua state and the script cache. The listening
+// socket is set non-blocking (all workers sharing it are magnet workers).
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.IOTimeout <= 0 {
+		cfg.IOTimeout = 30 * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 5 * time.Second
+	}
+	st, err := luabind.NewState()
+	if err != nil {
+		return nil, err
+	}
+	st.Debug = cfg.Debug
+	cache, err := scripts.New(st, cfg.Scripts)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, st: st, cache: cache, listenFD: cfg.ListenFD,
+		events: make([]unix.EpollEvent, 64), index: make([]uint32, 0, 256), wbuf: make([]byte, 0, 16<<10)}
+	s.body.s = s
+	s.req.Body = &s.body
+	if err := unix.SetNonblock(cfg.ListenFD, true); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen socket: %w", err)
+	}
+	if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	if s.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := s.watch(s.evfd, unix.EPOLLIN); err != nil {
+		return nil, err
+	}
+	if err := s.watch(s.listenFD, unix.EPOLLIN|unix.EPOLLEXCLUSIVE); err != nil {
+		return nil, err
+	}
+	s.listening = true
+	return s, nil
+}
+
+func (s *Server) watch(fd int, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
+	}
+	return nil
+}
+
+// Shutdown asks the loop to stop gracefully: stop accepting, finish the
+// request in progress and half-received ones, close idle connections.
+// It is safe to call from any goroutine and from signal handlers' goroutines.
+func (s *Server) Shutdown() {
+	if s.stopping.Swap(true) {
+		return
+	}
+	var one = [8]byte{1}
+	unix.Write(s.evfd, one[:])
+}
+
+// Requests is the number of requests served so far.
+func (s *Server) Requests() int { return s.requests }
+
+// Close frees the Lua state and the loop's descriptors.
+func (s *Server) Close() {
+	for _, c := range s.conns {
+		if c != nil {
+			unix.Close(c.fd)
+		}
+	}
+	unix.Close(s.epfd)
+	unix.Close(s.evfd)
+	s.st.Close()
+}
+
+// Serve runs the loop until Shutdown (or MaxRequests) and every connection
+// is done. It locks the calling goroutine to its OS thread.
+func (s *Server) Serve() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for {
+		timeout := -1
+		if s.stopping.Load() {
+			if s.listening {
+				s.beginDrain()
+			}
+			if s.nconns == 0 || time.Now().After(s.drainEnd) {
+				return nil
+			}
+			timeout = 100
+		}
+		n, errno := epollWait(s.epfd, s.events, timeout)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return fmt.Errorf("epoll_wait: %w", errno)
+		}
+		accepted := false
+		for i := 0; i < n; i++ {
+			fd := int(s.events[i].Fd)
+			switch {
+			case fd == s.evfd:
+				var b [8]byte
+				unix.Read(s.evfd, b[:])
+			case fd == s.listenFD:
+				// one accept per round keeps the workers sharing the socket balanced
+				if !accepted && s.listening {
+					s.accept()
+					accepted = true
+				}
+			default:
+				if fd < len(s.conns) && s.conns[fd] != nil {
+					s.serveConn(s.conns[fd])
+				}
+			}
+		}
+	}
+}
+
+// beginDrain stops accepting and closes connections with nothing pending.
+func (s *Server) beginDrain() {
+	s.listening = false
+	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
+	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
+	for _, c := range s.conns {
+		if c != nil && c.pc.Buffered() == 0 {
+			s.closeConn(c)
+		}
+	}
+	s.log.Info("draining", "connections", s.nconns)
+}
+
+func (s *Server) accept() {
+	fd, errno := rawAccept(s.listenFD)
+	if errno != 0 {
+		if errno != unix.EAGAIN && errno != unix.EINTR && errno != unix.ECONNABORTED {
+			s.log.Warn("accept", "err", errno)
+			if errno == unix.EMFILE || errno == unix.ENFILE {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		return
+	}
+	c := s.newConn(fd)
+	if err := s.watch(fd, unix.EPOLLIN); err != nil {
+		s.log.Warn("accept", "err", err)
+		s.closeConn(c)
+		return
+	}
+	if s.cfg.Reporter != nil {
+		s.cfg.Reporter.Accepted()
+	}
+	// the request usually arrives with the connection
+	s.serveConn(c)
+}
+
+func (s *Server) newConn(fd int) *conn {
+	var c *conn
+	if n := len(s.free); n > 0 {
+		c = s.free[n-1]
+		s.free = s.free[:n-1]
+		c.pc.Reset()
+	} else {
+		c = &conn{pc: protocol.NewConn(s.cfg.Limits)}
+	}
+	c.fd = fd
+	c.closed = false
+	for fd >= len(s.conns) {
+		s.conns = append(s.conns, nil)
+	}
+	s.conns[fd] = c
+	s.nconns++
+	return c
+}
+
+func (s *Server) closeConn(c *conn) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	unix.Close(c.fd) // also leaves the epoll set
+	s.conns[c.fd] = nil
+	s.nconns--
+	if len(s.free) < 64 {
+		s.free = append(s.free, c)
+	}
+}
+
+var errAborted = errors.New("request aborted by the web server")

@@ -1,0 +1,255 @@
+package worker
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/magnet-fcgi/magnet/protocol"
+	"github.com/magnet-fcgi/magnet/scripts"
+)
+
+// startServer runs a worker on a unix socket in a temp dir.
+func startServer(t testing.TB, cfg Config) (sock string, srv *Server) {
+	t.Helper()
+	sock = filepath.Join(t.TempDir(), "w.sock")
+	fd, err := Listen(sock, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ListenFD = fd
+	srv, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("worker did not stop")
+		}
+		srv.Close()
+	})
+	return sock, srv
+}
+
+func writeScript(t testing.TB, dir, name, src string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func get(t testing.TB, c *protocol.Client, script string, keep bool, extra ...protocol.Pair) (int, string, *protocol.Response) {
+	t.Helper()
+	params := append([]protocol.Pair{{Name: "SCRIPT_FILENAME", Value: script}, {Name: "REQUEST_METHOD", Value: "GET"}}, extra...)
+	resp, err := c.Do(&protocol.Request{KeepConn: keep, Params: params})
+	if err != nil {
+		t.Fatalf("request %s: %v", script, err)
+	}
+	status, _, body, err := protocol.ParseCGI(resp.Stdout)
+	if err != nil {
+		t.Fatalf("response of %s: %v (%q)", script, err, resp.Stdout)
+	}
+	return status, string(body), resp
+}
+
+func TestSeedOverSocket(t *testing.T) {
+	sock, _ := startServer(t, Config{})
+	root, _ := filepath.Abs("../examples")
+	c, err := protocol.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 5; i++ {
+		status, body, resp := get(t, c, filepath.Join(root, "123.lua"), true)
+		if status != 200 || body != "123" || !bytes.Contains(resp.Stdout, []byte("Content-Length: 3\r\n")) {
+			t.Fatalf("got %d %q", status, resp.Stdout)
+		}
+	}
+	_, body, _ := get(t, c, filepath.Join(root, "cache-admin.lua"), true)
+	if !strings.Contains(body, "123.lua") || !strings.Contains(body, `<td align="right">5</td>`) {
+		t.Fatalf("cache-admin: %s", body)
+	}
+}
+
+func TestStatusCodes(t *testing.T) {
+	dir := t.TempDir()
+	sock, _ := startServer(t, Config{Scripts: scriptsIn(dir)})
+	bad := writeScript(t, dir, "bad.lua", "local x = nil\nreturn x.y\n")
+	syntax := writeScript(t, dir, "syntax.lua", "print(")
+	ok := writeScript(t, dir, "ok.lua", `print("Content-Type: text/plain\r\n\r\nok")`)
+	txt := writeScript(t, dir, "x.txt", `print("no")`)
+	os.Mkdir(filepath.Join(dir, "d.lua"), 0o755)
+	outside := writeScript(t, t.TempDir(), "out.lua", `print("no")`)
+	os.Symlink(outside, filepath.Join(dir, "link.lua"))
+
+	c, err := protocol.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cases := []struct {
+		script string
+		status int
+	}{
+		{bad, 500}, {ok, 200}, {syntax, 500}, {filepath.Join(dir, "missing.lua"), 404},
+		{txt, 403}, {filepath.Join(dir, "d.lua"), 403}, {filepath.Join(dir, "link.lua"), 403}, {outside, 403}, {ok, 200},
+	}
+	for _, tc := range cases {
+		status, _, resp := get(t, c, tc.script, true)
+		if status != tc.status {
+			t.Errorf("%s: status %d, want %d (%q)", tc.script, status, tc.status, resp.Stdout)
+		}
+		if tc.status == 500 && len(resp.Stderr) == 0 {
+			t.Errorf("%s: no FCGI_STDERR for a 500", tc.script)
+		}
+	}
+}
+
+func scriptsIn(dir string) scripts.Config {
+	return scripts.Config{DocRoots: []string{dir}}
+}
+
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	sock, _ := startServer(t, Config{})
+	p := writeScript(t, dir, "r.lua", `print("Content-Type: text/plain\r\n\r\nv1")`)
+	c, err := protocol.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, want := range []string{"v1", "v22", "v333"} {
+		if i > 0 {
+			writeScript(t, dir, "r.lua", fmt.Sprintf(`print("Content-Type: text/plain\r\n\r\n%s")`, want))
+		}
+		if _, body, _ := get(t, c, p, true); body != want {
+			t.Fatalf("rewrite %d: got %q want %q", i, body, want)
+		}
+	}
+}
+
+func TestConnectionPerRequestAndBody(t *testing.T) {
+	dir := t.TempDir()
+	sock, _ := startServer(t, Config{})
+	p := writeScript(t, dir, "echo.lua", `local b = io.read("*a") print("Content-Type: text/plain\r\n\r\n", #b, ":", b:sub(1, 5))`)
+	for i := 0; i < 20; i++ {
+		c, err := protocol.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := strings.Repeat("abcde", 30000) // several STDIN records
+		resp, err := c.Do(&protocol.Request{Params: []protocol.Pair{{Name: "SCRIPT_FILENAME", Value: p}}, Body: strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, out, _ := protocol.ParseCGI(resp.Stdout); string(out) != "150000:abcde" {
+			t.Fatalf("got %q", out)
+		}
+		// without FCGI_KEEP_CONN the worker closes the connection
+		c2 := c
+		if _, err := c2.Do(&protocol.Request{Params: []protocol.Pair{{Name: "SCRIPT_FILENAME", Value: p}}}); err == nil {
+			t.Fatal("connection stayed open without FCGI_KEEP_CONN")
+		}
+		c.Close()
+	}
+}
+
+// TestNoStarvation: many keep-alive connections on one worker are served
+// in turn, not one connection until it closes.
+func TestNoStarvation(t *testing.T) {
+	sock, _ := startServer(t, Config{})
+	root, _ := filepath.Abs("../examples")
+	script := filepath.Join(root, "123.lua")
+	var clients []*protocol.Client
+	for i := 0; i < 8; i++ {
+		c, err := protocol.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	for round := 0; round < 3; round++ {
+		for _, c := range clients {
+			if _, body, _ := get(t, c, script, true); body != "123" {
+				t.Fatalf("got %q", body)
+			}
+		}
+	}
+}
+
+func TestBadInputKeepsServing(t *testing.T) {
+	sock, _ := startServer(t, Config{})
+	root, _ := filepath.Abs("../examples")
+	garbage := [][]byte{
+		[]byte("GET / HTTP/1.0\r\n\r\n"),
+		{1, 1, 0, 1, 0, 8, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0}, // unknown role
+		{1, 4, 0, 1, 0xff, 0xff, 0, 0, 1},                 // truncated params record
+	}
+	for _, g := range garbage {
+		nc, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(g)
+		nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		buf := make([]byte, 256)
+		nc.Read(buf)
+		nc.Close()
+	}
+	// a 4 MiB params block is refused
+	big := protocol.AppendBeginRequest(nil, 1, protocol.RoleResponder, 0)
+	chunk := make([]byte, 60000)
+	for i := 0; i < 70; i++ {
+		big = protocol.AppendRecord(big, protocol.TypeParams, 1, chunk)
+	}
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	nc.Write(big)
+	nc.Close()
+
+	c, err := protocol.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, body, _ := get(t, c, filepath.Join(root, "123.lua"), true); body != "123" {
+		t.Fatalf("after bad input: %q", body)
+	}
+}
+
+func BenchmarkRequest123(b *testing.B) {
+	sock, _ := startServer(b, Config{})
+	root, _ := filepath.Abs("../examples")
+	c, err := protocol.Dial("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := &protocol.Request{KeepConn: true, Params: []protocol.Pair{{Name: "SCRIPT_FILENAME", Value: filepath.Join(root, "123.lua")}, {Name: "REQUEST_METHOD", Value: "GET"}}}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Do(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
