@@ -230,7 +230,6 @@ type bodyReader struct {
 	err     error
 }
 
-
 func (b *bodyReader) Read(p []byte) (int, error) {
 	for len(b.pending) == 0 {
 		if b.done {

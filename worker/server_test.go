@@ -200,7 +200,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 	garbage := [][]byte{
 		[]byte("GET / HTTP/1.0\r\n\r\n"),
 		{1, 1, 0, 1, 0, 8, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0}, // unknown role
-		{1, 4, 0, 1, 0xff, 0xff, 0, 0, 1},                 // truncated params record
+		{1, 4, 0, 1, 0xff, 0xff, 0, 0, 1},                // truncated params record
 	}
 	for _, g := range garbage {
 		nc, err := net.Dial("unix", sock)
