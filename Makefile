@@ -1,0 +1,56 @@
+# magnet: build, run and test. `make run` and `make test` install what they
+# need on Debian (as root) through .ci/deps.
+GO       ?= go
+LUA      ?= lua5.1
+TAGS     := $(if $(filter luajit,$(LUA)),-tags luajit,)
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -ldflags "-X main.version=$(VERSION)"
+ADDR     ?= 127.0.0.1:8080
+
+# Packages without cgo, race-tested.
+GOONLY   := ./protocol/... ./supervisor/...
+
+.PHONY: all build deps deps-test run test test-go test-race test-luajit fuzz vet bench clean
+
+all: build
+
+deps:
+	@.ci/deps build
+
+deps-test:
+	@.ci/deps test
+
+build: deps
+	$(GO) build $(TAGS) $(LDFLAGS) -o bin/magnet-worker ./cmd/magnet-worker
+	CGO_ENABLED=0 $(GO) build $(LDFLAGS) -o bin/magnetd ./cmd/magnetd
+
+# Serve examples/ at http://$(ADDR)/ through magnetd's HTTP front.
+run: build
+	bin/magnetd -n -F 2 --http $(ADDR) --docroot examples
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+test: deps-test build vet test-go test-race test-luajit fuzz
+	@echo "all tests passed"
+
+test-go:
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-race:
+	$(GO) test -count=1 -race -timeout 10m $(GOONLY)
+
+# The Lua core and seed scripts under LuaJIT too.
+test-luajit:
+	$(GO) test -count=1 -tags luajit -timeout 10m ./luabind/... ./scripts/... ./worker/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzConn$$' -fuzztime 15s ./protocol/
+	$(GO) test -run '^$$' -fuzz '^FuzzParams$$' -fuzztime 5s ./protocol/
+
+bench: build
+	bench/run
+
+clean:
+	rm -rf bin bench/build
