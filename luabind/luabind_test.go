@@ -259,3 +259,53 @@ func BenchmarkRun123(b *testing.B) {
 		}
 	}
 }
+
+func TestTemplate(t *testing.T) {
+	st := newState(t)
+	src, err := os.ReadFile("testdata/template.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := load(t, st, "template.lua", string(src))
+	out := run(t, st, c, nil)
+	for _, want := range []string{"<h1>Scores &amp; ranks</h1>", "<td>User &lt;7&gt;</td>", "<b>star</b>", "magnet &mdash; 2026"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("template output lacks %q", want)
+		}
+	}
+}
+
+// BenchmarkTemplate runs a CPU-bound 140-line template renderer; compare
+// `go test -bench Template ./luabind/` with `-tags luajit`.
+func BenchmarkTemplate(b *testing.B) {
+	st := newState(b)
+	src, err := os.ReadFile("testdata/template.lua")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := load(b, st, "template.lua", string(src))
+	r := &Request{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := st.Run(c, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoad140 compiles a 140-line script, the cost of a reload.
+func BenchmarkLoad140(b *testing.B) {
+	st := newState(b)
+	src, err := os.ReadFile("testdata/template.lua")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := st.Load("template.lua", src, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Unload(c)
+	}
+}
