@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // request builds a Request from name/value pairs.
@@ -307,5 +308,26 @@ func BenchmarkLoad140(b *testing.B) {
 			b.Fatal(err)
 		}
 		st.Unload(c)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	if LuaJIT {
+		t.Skip("LuaJIT does not run hooks in compiled loops: the time limit is best effort there")
+	}
+	st := newState(t)
+	st.SetTimeout(200 * time.Millisecond)
+	c := load(t, st, "loop", `while true do end`)
+	start := time.Now()
+	err := st.Run(c, &Request{})
+	if err == nil || !strings.Contains(err.Error(), "time limit") {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	ok := load(t, st, "ok", `print("ok")`)
+	if got := run(t, st, ok, nil); got != "ok" {
+		t.Fatalf("after timeout: %q", got)
 	}
 }

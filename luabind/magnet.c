@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <time.h>
 #include "magnet.h"
 #include "_cgo_export.h"
+
+static int64_t now_ns(void);
 
 #define UPSTATE(L) ((mg_state *)lua_touserdata((L), lua_upvalueindex(1)))
 
@@ -31,6 +34,14 @@ static int buf_append(mg_buf *b, const char *s, size_t n) {
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	return 0;
+}
+
+static void shrink(mg_buf *b) {
+	if (b->cap > (4u << 20)) {
+		free(b->p);
+		b->p = NULL;
+		b->len = b->cap = 0;
+	}
 }
 
 static void buf_set(mg_buf *b, const char *s, size_t n) {
@@ -690,6 +701,7 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	S->req.params = params;
 	S->req.index = index;
 	S->req.nparams = nparams;
+	if (S->timeout_ns) S->deadline_ns = now_ns() + S->timeout_ns;
 	int base = lua_gettop(L);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, entry_ref);
@@ -726,7 +738,39 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	S->req.params = NULL;
 	S->req.index = NULL;
 	S->req.nparams = 0;
+	S->deadline_ns = 0;
+	/* do not keep the memory of one huge request */
+	shrink(&S->out);
+	shrink(&S->in);
 	return rc;
+}
+
+/* ---- run time limit ---- */
+
+static int64_t now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The state of the hook is found through the registry: hooks get no upvalues. */
+static mg_state *hook_state;
+
+static void timeout_hook(lua_State *L, lua_Debug *ar) {
+	(void)ar;
+	mg_state *S = hook_state;
+	if (S && S->deadline_ns && now_ns() > S->deadline_ns) {
+		luaL_error(L, "magnet: script ran longer than its time limit (%d ms)", (int)(S->timeout_ns / 1000000));
+	}
+}
+
+/* mg_set_timeout limits each run to ns nanoseconds of wall time, checked
+ * every 10000 VM instructions (interpreted code only under LuaJIT). */
+void mg_set_timeout(mg_state *S, int64_t ns) {
+	S->timeout_ns = ns;
+	hook_state = S;
+	if (ns > 0) lua_sethook(S->L, timeout_hook, LUA_MASKCOUNT, 10000);
+	else lua_sethook(S->L, NULL, 0, 0);
 }
 
 /* mg_memory is the Lua heap size in KiB. */

@@ -45,6 +45,8 @@ typedef struct mg_state {
 	size_t in_off;
 	mg_req req;
 	int nerrors;        /* uncaught errors so far, for tests */
+	int64_t timeout_ns; /* run time limit per request, 0 = none */
+	int64_t deadline_ns;
 } mg_state;
 
 mg_state *mg_new(lua_State *L, uintptr_t handle);
@@ -55,6 +57,7 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 int mg_dostring(mg_state *S, const char *src, size_t len, const char *name);
 void mg_register_go(mg_state *S, const char *table, const char *name, int id);
 int mg_memory(mg_state *S);
+void mg_set_timeout(mg_state *S, int64_t ns);
 
 /* Lua error helpers for Go callbacks: Go never calls anything that can
  * raise; it pushes an error value and returns MG_GOERROR instead. */

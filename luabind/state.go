@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/cgo"
+	"time"
 	"unsafe"
 
 	"github.com/aarzilli/golua/lua"
@@ -35,8 +36,6 @@ type State struct {
 	h     cgo.Handle
 	funcs []goFunc
 	body  io.Reader
-	// Debug puts error details into 500 responses (they always go to stderr).
-	Debug bool
 }
 
 // Chunk is a compiled script held in the state's registry.
@@ -177,6 +176,10 @@ func (st *State) HeaderBlock() []byte {
 	}
 	return cBytes(st.s.hdr)
 }
+
+// SetTimeout limits the wall time of each Run (0: no limit). The check runs
+// every 10000 Lua VM instructions; LuaJIT-compiled code is not checked.
+func (st *State) SetTimeout(d time.Duration) { C.mg_set_timeout(st.s, C.int64_t(d)) }
 
 // MemoryBytes is the size of the Lua heap.
 func (st *State) MemoryBytes() uint64 { return uint64(C.mg_memory(st.s)) * 1024 }

@@ -40,6 +40,8 @@ type Config struct {
 	Limits      protocol.Limits
 	Debug       bool // error details in 500 responses
 	MaxRequests int  // exit gracefully after this many requests; 0 = never
+	// Timeout limits each script run (0: none); see luabind.State.SetTimeout.
+	Timeout time.Duration
 	// IOTimeout bounds waiting for a request body or for a slow client to
 	// take the response (default 30s).
 	IOTimeout time.Duration
@@ -96,7 +98,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Debug = cfg.Debug
+	st.SetTimeout(cfg.Timeout)
 	cache, err := scripts.New(st, cfg.Scripts)
 	if err != nil {
 		st.Close()

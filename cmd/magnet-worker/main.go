@@ -38,6 +38,7 @@ func main() {
 			&cli.StringSliceFlag{Name: "docroot", Usage: "only serve scripts under `DIR` (repeatable; symlinks are resolved)"},
 			&cli.StringSliceFlag{Name: "ext", Value: cli.NewStringSlice(".lua"), Usage: "allowed script extension (repeatable)"},
 			&cli.BoolFlag{Name: "debug", Usage: "put error details into 500 responses"},
+			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "stop a script that runs longer than this with a 500 (0: never)"},
 			&cli.DurationFlag{Name: "stat-interval", Usage: "check scripts for changes at most this often (0: on every request)"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
 			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
@@ -79,6 +80,7 @@ func run(ctx *cli.Context) error {
 		ListenFD:    fd,
 		Debug:       ctx.Bool("debug"),
 		MaxRequests: ctx.Int("max-requests"),
+		Timeout:     ctx.Duration("timeout"),
 		Logger:      log,
 	}
 	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")

@@ -1,0 +1,82 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Paths of the binaries built by TestMain.
+var (
+	repoRoot  string // the module root, one level up from this package
+	workerBin string // cmd/magnet-worker
+	refBin    string // testdata/fcgiref
+	workerErr error  // why workerBin could not be built, if it could not
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	repoRoot = root
+	dir, err := os.MkdirTemp("", "magnet-integration-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	refBin = filepath.Join(dir, "fcgiref")
+	if err := goBuild(refBin, "./integration/testdata/fcgiref"); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	workerBin = filepath.Join(dir, "magnet-worker")
+	if err := goBuild(workerBin, "./cmd/magnet-worker"); err != nil {
+		// Every test that needs the worker fails with this error; the
+		// tests of the server setups alone still run.
+		workerErr = err
+		fmt.Fprintf(os.Stderr, "integration: CANNOT BUILD magnet-worker: %v\n", err)
+	}
+	return m.Run()
+}
+
+// goBuild builds the package pkg (relative to the module root) into out,
+// with the build tags in $MAGNET_TAGS (for example "luajit").
+func goBuild(out, pkg string) error {
+	args := []string{"build", "-o", out}
+	if tags := os.Getenv("MAGNET_TAGS"); tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = repoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %v: %w\n%s", cmd.Args[1:], err, b)
+	}
+	return nil
+}
+
+// needWorker fails the test when magnet-worker did not build.
+func needWorker(t *testing.T) {
+	t.Helper()
+	if workerErr != nil {
+		t.Fatalf("magnet-worker is needed and did not build: %v", workerErr)
+	}
+}
+
+// needBinary fails the test, naming the Debian package to install, when
+// path is not an executable file.
+func needBinary(t *testing.T, path, debianPackage string) {
+	t.Helper()
+	if _, err := exec.LookPath(path); err != nil {
+		t.Fatalf("%s is needed: apt-get install -y %s (%v)", path, debianPackage, err)
+	}
+}
