@@ -12,13 +12,15 @@ import (
 
 // conn is one FastCGI connection held by the worker.
 type conn struct {
-	fd     int
-	pc     *protocol.Conn
-	closed bool
+	fd         int
+	pc         *protocol.Conn
+	closed     bool
+	timeoutSet bool // SO_RCVTIMEO is set for sole-connection mode
 }
 
 // serveConn reads what the socket has and answers every complete request.
 func (s *Server) serveConn(c *conn) {
+	s.last = c
 	if !s.fill(c) {
 		return
 	}

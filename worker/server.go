@@ -67,6 +67,8 @@ type Server struct {
 	listening  bool
 	conns      []*conn // by fd
 	nconns     int
+	last       *conn // the connection served last
+	streak     int   // requests served in sole-connection mode in a row
 	free       []*conn
 	events     []unix.EpollEvent
 
@@ -179,6 +181,8 @@ func (s *Server) Serve() error {
 				return nil
 			}
 			timeout = 100
+		} else if s.serveSole() {
+			continue
 		}
 		n, errno := epollWait(s.epfd, s.events, timeout)
 		if errno == unix.EINTR {
@@ -195,11 +199,16 @@ func (s *Server) Serve() error {
 				var b [8]byte
 				unix.Read(s.evfd, b[:])
 			case fd == s.listenFD:
-				// one accept per round keeps the workers sharing the socket balanced
-				if !accepted && s.listening {
-					s.accept()
-					accepted = true
+				// Accept once per round, or a few times while each accepted
+				// connection was a one-request one that is already done:
+				// that saves an epoll_wait per request under load without
+				// making keep-alive connections wait.
+				for k := 0; k < 8 && !accepted && s.listening; k++ {
+					if !s.accept() {
+						accepted = true
+					}
 				}
+				accepted = true
 			default:
 				if fd < len(s.conns) && s.conns[fd] != nil {
 					s.serveConn(s.conns[fd])
@@ -207,6 +216,47 @@ func (s *Server) Serve() error {
 			}
 		}
 	}
+}
+
+// Sole-connection mode: a worker holding exactly one connection waits for
+// its next request in a blocking read instead of epoll_wait + read, which
+// saves a system call per request. No other connection of this worker can
+// starve meanwhile; new connections are left to the other workers, and
+// every soleStreak requests (or soleWait of silence) the loop goes back to
+// epoll_wait to look at the listening socket itself.
+const (
+	soleStreak = 16
+	soleWait   = time.Millisecond
+)
+
+// serveSole serves the next request of the worker's only connection with a
+// blocking read; false means the loop should go through epoll_wait.
+func (s *Server) serveSole() bool {
+	c := s.last
+	if s.nconns != 1 || c == nil || c.closed || s.streak >= soleStreak {
+		s.streak = 0
+		return false
+	}
+	s.streak++
+	if !c.timeoutSet {
+		tv := unix.NsecToTimeval(int64(soleWait))
+		if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return false
+		}
+		c.timeoutSet = true
+	}
+	n, errno := blockingRead(c.fd, c.pc.ReadBuffer())
+	switch {
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+		s.streak = soleStreak // idle: wait in epoll_wait
+		return false
+	case errno != 0 || n == 0:
+		s.closeConn(c)
+		return true
+	}
+	c.pc.Advance(n)
+	s.process(c)
+	return true
 }
 
 // beginDrain stops accepting and closes connections with nothing pending.
@@ -222,7 +272,9 @@ func (s *Server) beginDrain() {
 	s.log.Info("draining", "connections", s.nconns)
 }
 
-func (s *Server) accept() {
+// accept takes one connection and serves what it brought; it reports
+// whether the connection was accepted, served and closed already.
+func (s *Server) accept() bool {
 	fd, errno := rawAccept(s.listenFD)
 	if errno != 0 {
 		if errno != unix.EAGAIN && errno != unix.EINTR && errno != unix.ECONNABORTED {
@@ -231,19 +283,23 @@ func (s *Server) accept() {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
-		return
+		return false
 	}
 	c := s.newConn(fd)
-	if err := s.watch(fd, unix.EPOLLIN); err != nil {
-		s.log.Warn("accept", "err", err)
-		s.closeConn(c)
-		return
-	}
 	if s.cfg.Reporter != nil {
 		s.cfg.Reporter.Accepted()
 	}
-	// the request usually arrives with the connection
+	// The request often arrives with the connection: serve it before
+	// registering with epoll, which a one-request connection never needs.
 	s.serveConn(c)
+	if c.closed {
+		return true
+	}
+	if err := s.watch(fd, unix.EPOLLIN); err != nil {
+		s.log.Warn("accept", "err", err)
+		s.closeConn(c)
+	}
+	return false
 }
 
 func (s *Server) newConn(fd int) *conn {
@@ -257,6 +313,7 @@ func (s *Server) newConn(fd int) *conn {
 	}
 	c.fd = fd
 	c.closed = false
+	c.timeoutSet = false
 	for fd >= len(s.conns) {
 		s.conns = append(s.conns, nil)
 	}

@@ -7,12 +7,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The hot path talks to the kernel directly: reads and writes on
-// non-blocking sockets never block, so they use RawSyscall and skip the Go
-// scheduler's bookkeeping; only epoll_wait and poll, which do block, go
-// through Syscall so that signal handling goroutines keep running.
+// The hot path talks to the kernel directly with RawSyscall, skipping the
+// Go scheduler's bookkeeping: reads and writes pass MSG_DONTWAIT, and the
+// one blocking read (blockingRead) is bounded by SO_RCVTIMEO. epoll_wait
+// and poll, which block for long, go through Syscall so that the signal
+// goroutine keeps running.
 
+// rawRead reads what is there without waiting (MSG_DONTWAIT: connection
+// sockets stay in blocking mode for blockingRead).
 func rawRead(fd int, p []byte) (int, unix.Errno) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT, 0, 0)
+	return int(n), e
+}
+
+// blockingRead waits for data up to the socket's SO_RCVTIMEO.
+func blockingRead(fd int, p []byte) (int, unix.Errno) {
 	if len(p) == 0 {
 		return 0, 0
 	}
@@ -20,16 +32,17 @@ func rawRead(fd int, p []byte) (int, unix.Errno) {
 	return int(n), e
 }
 
+// rawWrite writes without waiting and without SIGPIPE.
 func rawWrite(fd int, p []byte) (int, unix.Errno) {
 	if len(p) == 0 {
 		return 0, 0
 	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 	return int(n), e
 }
 
 func rawAccept(fd int) (int, unix.Errno) {
-	n, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	n, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
 	return int(n), e
 }
 
