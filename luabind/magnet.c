@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <time.h>
 #include "magnet.h"
 #include "_cgo_export.h"
 
 static int64_t now_ns(void);
+static void arm_hook(mg_state *S);
 
 #define UPSTATE(L) ((mg_state *)lua_touserdata((L), lua_upvalueindex(1)))
 
@@ -95,8 +97,7 @@ static void write_args(lua_State *L, mg_state *S, int first) {
 static int mg_io_write(lua_State *L) {
 	mg_state *S = UPSTATE(L);
 	write_args(L, S, 1);
-	lua_getglobal(L, "io");
-	lua_getfield(L, -1, "stdout");
+	lua_pushvalue(L, lua_upvalueindex(2)); /* io.stdout */
 	return 1;
 }
 
@@ -118,8 +119,12 @@ static int mg_noop_self(lua_State *L) {
 /* body_fill reads more of the request body into S->in; returns bytes read, 0 at EOF. */
 static int body_fill(lua_State *L, mg_state *S) {
 	if (S->body_eof) return 0;
-	if (S->in_off > 0 && S->in_off == S->in.len) {
-		S->in.len = 0;
+	if (S->in_off > 0) {
+		/* keep only the unread part, so that reading line by line holds
+		 * one line at a time, never the whole body */
+		size_t rest = S->in.len - S->in_off;
+		if (rest) memmove(S->in.p, S->in.p + S->in_off, rest);
+		S->in.len = rest;
 		S->in_off = 0;
 	}
 	if (buf_reserve(&S->in, 16384) != 0) return luaL_error(L, "magnet: out of memory reading the request body");
@@ -165,6 +170,14 @@ static int body_read_line(lua_State *L, mg_state *S) {
 }
 
 static int body_read_n(lua_State *L, mg_state *S, size_t n) {
+	if (n == 0) { /* read(0): "" unless at the end of the body */
+		if (S->in.len == S->in_off && body_fill(L, S) == 0) {
+			lua_pushnil(L);
+			return 0;
+		}
+		lua_pushliteral(L, "");
+		return 1;
+	}
 	while (S->in.len - S->in_off < n && body_fill(L, S) > 0) {
 	}
 	size_t avail = S->in.len - S->in_off;
@@ -178,9 +191,44 @@ static int body_read_n(lua_State *L, mg_state *S, size_t n) {
 	return 1;
 }
 
+/* body_read_number reads a number as io.read("*n") does on a file
+ * (fscanf "%lf"): it skips white space, reads the longest prefix that is a
+ * number and leaves the rest, the end of the line included. */
+static int body_read_number(lua_State *L, mg_state *S) {
+	for (;;) {
+		while (S->in_off < S->in.len && isspace((unsigned char)S->in.p[S->in_off])) S->in_off++;
+		if (S->in_off < S->in.len) break;
+		if (body_fill(L, S) == 0) {
+			lua_pushnil(L);
+			return 0;
+		}
+	}
+	char num[201];
+	size_t n = 0;
+	for (;;) {
+		while (n < sizeof num - 1 && S->in_off + n < S->in.len) {
+			unsigned char c = (unsigned char)S->in.p[S->in_off + n];
+			if (!isalnum(c) && c != '.' && c != '+' && c != '-') break;
+			num[n++] = (char)c;
+		}
+		if (n == sizeof num - 1 || S->in_off + n < S->in.len || body_fill(L, S) == 0) break;
+	}
+	num[n] = '\0';
+	char *end;
+	lua_Number v = (lua_Number)strtod(num, &end);
+	if (end == num) {
+		lua_pushnil(L);
+		return 0;
+	}
+	S->in_off += (size_t)(end - num);
+	lua_pushnumber(L, v);
+	return 1;
+}
+
 /* read_formats implements io.read's formats over the request body. */
 static int read_formats(lua_State *L, mg_state *S, int first) {
 	int n = lua_gettop(L);
+	luaL_checkstack(L, n + LUA_MINSTACK, "too many arguments"); /* one result per format */
 	if (n < first) {
 		body_read_line(L, S);
 		return 1;
@@ -199,15 +247,7 @@ static int read_formats(lua_State *L, mg_state *S, int first) {
 			} else if (f[0] == 'l') {
 				ok = body_read_line(L, S);
 			} else if (f[0] == 'n') {
-				ok = body_read_line(L, S);
-				if (ok) {
-					lua_Number v = lua_tonumber(L, -1);
-					int isnum = lua_isnumber(L, -1);
-					lua_pop(L, 1);
-					if (isnum) lua_pushnumber(L, v);
-					else lua_pushnil(L);
-					ok = isnum;
-				}
+				ok = body_read_number(L, S);
 			} else {
 				return luaL_argerror(L, i, "invalid format");
 			}
@@ -378,9 +418,9 @@ static int mg_magnet_newindex(lua_State *L) {
 			S->status = 0;
 			return 0;
 		}
-		int st = (int)luaL_checkinteger(L, 3);
-		if (st < 100 || st > 999) return luaL_error(L, "magnet.status: %d is not an HTTP status", st);
-		S->status = st;
+		lua_Number st = luaL_checknumber(L, 3);
+		if (!(st >= 100 && st < 1000)) return luaL_error(L, "magnet.status: %f is not an HTTP status", st);
+		S->status = (int)st;
 		S->structured = 1;
 		return 0;
 	}
@@ -399,9 +439,22 @@ static int mg_magnet_newindex(lua_State *L) {
 
 /* ---- header block for structured responses ---- */
 
+/* header_name_ok: an HTTP token (RFC 9110). */
+static int header_name_ok(const char *s, size_t n) {
+	if (n == 0) return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == 0 || (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c))) return 0;
+	}
+	return 1;
+}
+
+/* header_value_ok: no control characters but tab. */
 static int header_value_ok(const char *s, size_t n) {
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
+	}
 	return 1;
 }
 
@@ -409,7 +462,7 @@ static void header_line(lua_State *L, mg_state *S, const char *k, size_t kn, int
 	size_t vn;
 	const char *v = lua_tolstring(L, vi, &vn);
 	if (v == NULL) luaL_error(L, "magnet.header[%s]: value must be a string or number", k);
-	if (!header_value_ok(k, kn) || !header_value_ok(v, vn) || kn == 0 || memchr(k, ':', kn))
+	if (!header_name_ok(k, kn) || !header_value_ok(v, vn))
 		luaL_error(L, "magnet.header: invalid header %s", k);
 	if (buf_append(&S->hdr, k, kn) || buf_append(&S->hdr, ": ", 2) || buf_append(&S->hdr, v, vn) ||
 	    buf_append(&S->hdr, "\r\n", 2))
@@ -458,13 +511,37 @@ static int build_header(lua_State *L) {
 
 /* ---- errors ---- */
 
+/* msghandler is the message handler of a script run: it turns an error
+ * object that is not a string into one (its __tostring, or its type) and
+ * adds the traceback, as debug.traceback does for strings. */
+static int msghandler(lua_State *L) {
+	mg_state *S = UPSTATE(L);
+	if (!lua_isstring(L, 1)) {
+		int done = 0;
+		if (luaL_getmetafield(L, 1, "__tostring")) {
+			lua_pop(L, 1);
+			lua_rawgeti(L, LUA_REGISTRYINDEX, S->tostring_ref);
+			lua_pushvalue(L, 1);
+			if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING) done = 1;
+			else lua_pop(L, 1);
+		}
+		if (!done) lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+		lua_replace(L, 1);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->traceback_ref);
+	lua_pushvalue(L, 1);
+	lua_pushinteger(L, 2); /* level 1 is this handler */
+	lua_call(L, 2, 1);
+	return 1;
+}
+
 static void capture_error(lua_State *L, mg_state *S) {
 	size_t n;
 	const char *msg = lua_tolstring(L, -1, &n);
 	if (msg) {
 		buf_set(&S->err, msg, n);
 	} else if (lua_istable(L, -1)) {
-		/* error({...}) escaped: say so, and show a tostring-able field if any */
+		/* error({...}) escaped a protected call without msghandler */
 		buf_set(&S->err, "uncaught error object (table)", 29);
 	} else {
 		const char *tn = luaL_typename(L, -1);
@@ -519,6 +596,28 @@ void mg_register_go(mg_state *S, const char *table, const char *name, int id) {
 	lua_pop(L, 1);
 }
 
+/* ---- script-facing replacements ---- */
+
+/* os.exit would end the worker in the middle of a response. */
+static int mg_os_exit(lua_State *L) {
+	return luaL_error(L, "os.exit is not allowed in magnet scripts");
+}
+
+/* debug.sethook would remove the hook that enforces the time limit: it
+ * is refused while a limit is set and is the original otherwise. */
+static int mg_sethook(lua_State *L) {
+	mg_state *S = UPSTATE(L);
+	if (S->timeout_ns > 0) return luaL_error(L, "debug.sethook is not allowed while a time limit is set");
+	lua_pushvalue(L, lua_upvalueindex(2));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 0);
+	return 0;
+}
+
+/* hook_key: registry[&hook_key] is the mg_state of a lua_State, for the
+ * time limit hook, which gets no upvalues. */
+static char hook_key;
+
 /* ---- set-up ---- */
 
 static void set_closure(lua_State *L, mg_state *S, int table, const char *name, lua_CFunction f) {
@@ -548,7 +647,19 @@ static int setup(lua_State *L) {
 	lua_getglobal(L, "debug");
 	lua_getfield(L, -1, "traceback");
 	S->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushlightuserdata(L, S);
+	lua_getfield(L, -2, "sethook");
+	lua_pushcclosure(L, mg_sethook, 2);
+	lua_setfield(L, -2, "sethook");
 	lua_pop(L, 1);
+	lua_pushlightuserdata(L, S);
+	lua_pushcclosure(L, msghandler, 1);
+	S->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	S->globals_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushlightuserdata(L, &hook_key);
+	lua_pushlightuserdata(L, S);
+	lua_rawset(L, LUA_REGISTRYINDEX);
 
 	/* {__index = _G} for every request's environment */
 	lua_createtable(L, 0, 1);
@@ -564,12 +675,13 @@ static int setup(lua_State *L) {
 	lua_getfield(L, -2, "getenv");
 	lua_pushcclosure(L, mg_getenv, 2);
 	lua_setfield(L, -2, "getenv");
+	lua_pushcfunction(L, mg_os_exit);
+	lua_setfield(L, -2, "exit");
 	lua_pop(L, 1);
 
 	/* io: write/read/lines and stdin/stdout proxies over the request */
 	lua_getglobal(L, "io");
 	int io = lua_gettop(L);
-	set_closure(L, S, io, "write", mg_io_write);
 	set_closure(L, S, io, "read", mg_io_read);
 	lua_pushlightuserdata(L, S);
 	lua_getfield(L, io, "lines");
@@ -582,6 +694,10 @@ static int setup(lua_State *L) {
 	lua_setfield(L, out, "flush");
 	lua_pushcfunction(L, mg_noop_self);
 	lua_setfield(L, out, "setvbuf");
+	lua_pushlightuserdata(L, S);
+	lua_pushvalue(L, out);
+	lua_pushcclosure(L, mg_io_write, 2);
+	lua_setfield(L, io, "write");
 	lua_setfield(L, io, "stdout");
 	lua_createtable(L, 0, 2); /* io.stdin */
 	int in = lua_gettop(L);
@@ -690,6 +806,9 @@ void mg_unload(mg_state *S, const char *name, int fn_ref, int entry_ref) {
  * Returns 0, or a lua_pcall error code with the message in S->err. */
 int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uint32_t *index, int nparams) {
 	lua_State *L = S->L;
+	/* the previous response has been written: do not keep a huge one's
+	 * memory (it must survive mg_run, Output reads it afterwards) */
+	shrink(&S->out);
 	S->out.len = 0;
 	S->hdr.len = 0;
 	S->err.len = 0;
@@ -701,7 +820,10 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	S->req.params = params;
 	S->req.index = index;
 	S->req.nparams = nparams;
-	if (S->timeout_ns) S->deadline_ns = now_ns() + S->timeout_ns;
+	if (S->timeout_ns) {
+		arm_hook(S);
+		S->deadline_ns = now_ns() + S->timeout_ns;
+	}
 	int base = lua_gettop(L);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, entry_ref);
@@ -712,7 +834,7 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	lua_setfield(L, -2, "hits");
 	lua_pop(L, 1);
 
-	lua_rawgeti(L, LUA_REGISTRYINDEX, S->traceback_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->handler_ref);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
 	lua_createtable(L, 0, 0);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, S->env_mt_ref);
@@ -727,6 +849,9 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 		if (rc != 0) capture_error(L, S);
 	}
 	lua_settop(L, base);
+	/* setfenv(0, t) in a script replaced the globals of the state's thread */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->globals_ref);
+	lua_replace(L, LUA_GLOBALSINDEX);
 	if (S->header_ref != LUA_NOREF) {
 		luaL_unref(L, LUA_REGISTRYINDEX, S->header_ref);
 		S->header_ref = LUA_NOREF;
@@ -739,8 +864,8 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	S->req.index = NULL;
 	S->req.nparams = 0;
 	S->deadline_ns = 0;
-	/* do not keep the memory of one huge request */
-	shrink(&S->out);
+	if (S->timeout_ns) arm_hook(S);
+	/* do not keep the memory of one huge request body */
 	shrink(&S->in);
 	return rc;
 }
@@ -753,23 +878,31 @@ static int64_t now_ns(void) {
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The state of the hook is found through the registry: hooks get no upvalues. */
-static mg_state *hook_state;
-
+/* timeout_hook finds its mg_state through the registry (hooks get no
+ * upvalues). Once the deadline has passed it fires on every instruction,
+ * so a script cannot swallow the error with pcall and loop on. */
 static void timeout_hook(lua_State *L, lua_Debug *ar) {
 	(void)ar;
-	mg_state *S = hook_state;
+	lua_pushlightuserdata(L, &hook_key);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	mg_state *S = lua_touserdata(L, -1);
+	lua_pop(L, 1);
 	if (S && S->deadline_ns && now_ns() > S->deadline_ns) {
+		lua_sethook(L, timeout_hook, LUA_MASKCOUNT, 1);
 		luaL_error(L, "magnet: script ran longer than its time limit (%d ms)", (int)(S->timeout_ns / 1000000));
 	}
+}
+
+/* arm_hook (re)installs the time limit hook on the state's main thread. */
+static void arm_hook(mg_state *S) {
+	lua_sethook(S->L, timeout_hook, LUA_MASKCOUNT, 10000);
 }
 
 /* mg_set_timeout limits each run to ns nanoseconds of wall time, checked
  * every 10000 VM instructions (interpreted code only under LuaJIT). */
 void mg_set_timeout(mg_state *S, int64_t ns) {
-	S->timeout_ns = ns;
-	hook_state = S;
-	if (ns > 0) lua_sethook(S->L, timeout_hook, LUA_MASKCOUNT, 10000);
+	S->timeout_ns = ns > 0 ? ns : 0;
+	if (ns > 0) arm_hook(S);
 	else lua_sethook(S->L, NULL, 0, 0);
 }
 

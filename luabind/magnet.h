@@ -30,6 +30,8 @@ typedef struct mg_state {
 	uintptr_t handle;   /* cgo.Handle of the Go State, for callbacks */
 	int env_mt_ref;     /* {__index = _G}, shared by every request */
 	int traceback_ref;  /* debug.traceback */
+	int handler_ref;    /* message handler of script runs (msghandler) */
+	int globals_ref;    /* the globals table, restored after each run */
 	int magnet_ref;     /* the magnet table */
 	int cache_ref;      /* magnet.cache */
 	int tostring_ref;   /* the original tostring */

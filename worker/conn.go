@@ -16,6 +16,7 @@ type conn struct {
 	pc         *protocol.Conn
 	closed     bool
 	timeoutSet bool // SO_RCVTIMEO is set for sole-connection mode
+	lingering  bool // answered; dropping the rest of the body before closing
 }
 
 // serveConn reads what the socket has and answers every complete request.
@@ -47,7 +48,13 @@ func (s *Server) fill(c *conn) bool {
 
 // process handles the decoded events of c until it needs more bytes.
 func (s *Server) process(c *conn) {
-	for !c.closed {
+	if c.lingering {
+		if s.dropBody(c) {
+			s.closeConn(c)
+		}
+		return
+	}
+	for !c.closed && !c.lingering {
 		ev, err := c.pc.Next()
 		if err != nil {
 			s.log.Warn("bad FastCGI stream, closing the connection", "err", err)
@@ -126,13 +133,18 @@ func (s *Server) handle(c *conn) {
 		out = protocol.AppendEndRequest(out[:0], id, 0, protocol.StatusRequestComplete)
 	}
 	keep := c.pc.KeepConn() && !s.stopping.Load()
-	c.pc.FinishRequest()
 	ok := !c.closed && s.write(c, out)
 	if rep != nil {
 		rep.End(s.st.MemoryBytes())
 	}
-	if ok && !keep {
+	switch {
+	case !ok || keep:
+		c.pc.FinishRequest()
+	case s.body.done || s.body.err != nil:
+		c.pc.FinishRequest()
 		s.closeConn(c)
+	default:
+		s.linger(c)
 	}
 	if cap(s.wbuf) > 1<<20 {
 		s.wbuf = make([]byte, 0, 16<<10) // do not keep a huge response's buffer
@@ -141,6 +153,39 @@ func (s *Server) handle(c *conn) {
 	if s.cfg.MaxRequests > 0 && s.requests >= s.cfg.MaxRequests {
 		s.log.Info("max requests reached, exiting", "requests", s.requests)
 		s.Shutdown()
+	}
+}
+
+// linger closes c, whose response is written, once the web server has
+// sent the rest of the body the script did not read. Closing a socket with
+// unread data resets it, and a web server still writing the body reports
+// the failed write as an error (nginx answers 502). The write side is shut
+// down at once; process drops what else arrives and closes c at the end
+// of the body or of the connection.
+func (s *Server) linger(c *conn) {
+	if s.dropBody(c) {
+		c.pc.FinishRequest()
+		s.closeConn(c)
+		return
+	}
+	unix.Shutdown(c.fd, unix.SHUT_WR)
+	c.lingering = true
+}
+
+// dropBody drops the buffered part of the current request's body; true
+// once its end (or an abort, or a broken stream) has been seen.
+func (s *Server) dropBody(c *conn) bool {
+	for {
+		ev, err := c.pc.Next()
+		if err != nil {
+			return true
+		}
+		switch ev.Kind {
+		case protocol.EventNone:
+			return false
+		case protocol.EventStdinEnd, protocol.EventAbort:
+			return true
+		}
 	}
 }
 

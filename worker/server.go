@@ -314,6 +314,7 @@ func (s *Server) newConn(fd int) *conn {
 	c.fd = fd
 	c.closed = false
 	c.timeoutSet = false
+	c.lingering = false
 	for fd >= len(s.conns) {
 		s.conns = append(s.conns, nil)
 	}
