@@ -102,6 +102,9 @@ func (s *Server) handle(c *conn) {
 		method, _ := params.Lookup("REQUEST_METHOD")
 		uri, _ := params.Lookup("REQUEST_URI")
 		rep.Begin(method, uri, script)
+		length, _ := params.Lookup("CONTENT_LENGTH")
+		user, _ := params.Lookup("REMOTE_USER")
+		rep.Details(parseLength(length), user)
 	}
 	s.body.c = c
 	s.body.pending = nil
@@ -319,4 +322,17 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	n := copy(p, b.pending)
 	b.pending = b.pending[n:]
 	return n, nil
+}
+
+// parseLength reads a CONTENT_LENGTH value without allocating; anything
+// that is not a plain decimal number counts as 0.
+func parseLength(b []byte) int64 {
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' || n > 1<<50 {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }

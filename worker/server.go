@@ -30,6 +30,7 @@ import (
 type Reporter interface {
 	Accepted()
 	Begin(method, uri, script []byte)
+	Details(contentLength int64, user []byte)
 	End(memBytes uint64)
 }
 
