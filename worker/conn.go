@@ -17,6 +17,7 @@ type conn struct {
 	closed     bool
 	timeoutSet bool // SO_RCVTIMEO is set for sole-connection mode
 	lingering  bool // answered; dropping the rest of the body before closing
+	served     int  // requests answered on this connection
 }
 
 // serveConn reads what the socket has and answers every complete request.
@@ -153,7 +154,8 @@ func (s *Server) handle(c *conn) {
 		s.wbuf = make([]byte, 0, 16<<10) // do not keep a huge response's buffer
 	}
 	s.requests++
-	if s.cfg.MaxRequests > 0 && s.requests >= s.cfg.MaxRequests {
+	c.served++
+	if s.cfg.MaxRequests > 0 && s.requests == s.cfg.MaxRequests {
 		s.log.Info("max requests reached, exiting", "requests", s.requests)
 		s.Shutdown()
 	}

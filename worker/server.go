@@ -204,7 +204,7 @@ func (s *Server) Serve() error {
 				// connection was a one-request one that is already done:
 				// that saves an epoll_wait per request under load without
 				// making keep-alive connections wait.
-				for k := 0; k < 8 && !accepted && s.listening; k++ {
+				for k := 0; k < 8 && !accepted && s.listening && !s.stopping.Load(); k++ {
 					if !s.accept() {
 						accepted = true
 					}
@@ -265,10 +265,20 @@ func (s *Server) beginDrain() {
 	s.listening = false
 	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
 	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
+	// A connection is closed only between requests: one that already got
+	// answers and has nothing more in flight, in our buffer or the
+	// kernel's. A connection that has not sent its first request yet is
+	// served once (then closed), within the drain timeout: its client could
+	// not retry it elsewhere.
 	for _, c := range s.conns {
-		if c != nil && c.pc.Buffered() == 0 {
-			s.closeConn(c)
+		if c == nil || c.lingering || c.served == 0 || c.pc.Buffered() > 0 {
+			continue
 		}
+		if s.fill(c) {
+			s.process(c)
+			continue
+		}
+		s.closeConn(c)
 	}
 	s.log.Info("draining", "connections", s.nconns)
 }
@@ -315,6 +325,7 @@ func (s *Server) newConn(fd int) *conn {
 	c.fd = fd
 	c.closed = false
 	c.timeoutSet = false
+	c.served = 0
 	c.lingering = false
 	for fd >= len(s.conns) {
 		s.conns = append(s.conns, nil)

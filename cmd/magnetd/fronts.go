@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/magnet-fcgi/magnet/supervisor"
+	"github.com/magnet-fcgi/magnet/supervisor/devhttp"
+	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
+	"github.com/magnet-fcgi/magnet/supervisor/status"
+)
+
+// poolName is the pool name on the status page (PHP-FPM's "pool").
+const poolName = "magnet"
+
+// fronts holds what magnetd runs beside the worker pool: the scoreboard,
+// the status page and the development HTTP front.
+type fronts struct {
+	log       *slog.Logger
+	board     *scoreboard.Board
+	pool      *status.Pool
+	cancel    context.CancelFunc
+	updating  chan struct{} // closed when the status updates stop
+	servers   []*http.Server
+	front     *devhttp.Front
+	accessLog *supervisor.LogFile
+}
+
+// startFronts creates the scoreboard and fills cfg's hooks for it, and
+// starts the status page and HTTP front the flags ask for. Listen errors
+// are returned before any worker starts.
+func startFronts(o *options, cfg *supervisor.Config, log *slog.Logger) (*fronts, error) {
+	f := &fronts{log: log}
+	board, err := scoreboard.Create(supervisor.SlotCount(cfg.Workers))
+	if err != nil {
+		// The pool runs without it; only the status page needs it.
+		log.Warn("no scoreboard: status unavailable", "err", err)
+	} else {
+		f.board = board
+		// The board is the workers' fd 3, their first extra file.
+		cfg.ExtraFiles = []*os.File{board.File()}
+		cfg.SlotEnv = func(slot int) []string { return []string{scoreboard.Env(3, slot)} }
+		cfg.Started = board.Reset
+		cfg.Served = func(slot int) uint64 { return board.Snapshot(slot).Requests }
+		if filepath.Base(cfg.Path) == "magnet-worker" {
+			// Only magnet-worker reports on the board; another program
+			// would look as if it never started.
+			cfg.Attached = func(slot int) bool {
+				st := board.Snapshot(slot).State
+				return st != scoreboard.Starting && st != scoreboard.Free
+			}
+		}
+
+		cfg.Exited = func(slot, pid int) {
+			if board.Snapshot(slot).PID == pid {
+				board.Release(slot)
+			}
+		}
+		pool := &status.Pool{Name: poolName, PM: "static", Start: time.Now(), Listener: cfg.Socket.File, Board: board}
+		f.pool = pool
+		ctx, cancel := context.WithCancel(context.Background())
+		f.cancel = cancel
+		pool.Update()
+		f.updating = make(chan struct{})
+		go func() {
+			defer close(f.updating)
+			pool.Run(ctx, time.Second, func(err error) { log.Debug("status update", "err", err) })
+		}()
+		if o.statusListen != "" {
+			if err := f.listen(o.statusListen, "--status-listen", status.Handler(pool)); err != nil {
+				f.close()
+				return nil, err
+			}
+		}
+	}
+	if o.statusListen != "" && f.board == nil {
+		return nil, errors.New("--status-listen: no scoreboard for the status page")
+	}
+	if o.httpAddr != "" {
+		front, err := devhttp.New(o.docroot, cfg.Socket.Dial, devhttp.WithLogger(log))
+		if err != nil {
+			f.close()
+			return nil, fmt.Errorf("--docroot: %w", err)
+		}
+		f.front = front
+		var h http.Handler = front
+		if o.statusPath != "" || o.pingPath != "" {
+			h = f.special(o.statusPath, o.pingPath, h)
+		}
+		if o.accessLog != "" {
+			if f.accessLog, err = supervisor.OpenLogFile(o.accessLog); err != nil {
+				f.close()
+				return nil, fmt.Errorf("--access-log: %w", err)
+			}
+			h = supervisor.AccessLog(f.accessLog, h)
+		}
+		if err := f.listen(o.httpAddr, "--http", h); err != nil {
+			f.close()
+			return nil, err
+		}
+	}
+	reopen := cfg.Reopen
+	cfg.Reopen = func() {
+		reopen()
+		if f.accessLog != nil {
+			if err := f.accessLog.Reopen(); err != nil {
+				log.Error("reopening access log", "err", err)
+			}
+		}
+	}
+	cfg.Stopping = f.shutdown
+	return f, nil
+}
+
+// listen binds addr now, so that a bad address fails before the workers
+// start, and serves h on it.
+func (f *fronts) listen(addr, flag string, h http.Handler) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(f.log.Handler(), slog.LevelWarn)}
+	f.servers = append(f.servers, srv)
+	f.log.Info("serving HTTP", "flag", flag, "addr", l.Addr().String())
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			f.log.Error("HTTP server", "flag", flag, "err", err)
+		}
+	}()
+	return nil
+}
+
+// special answers the status and ping paths in the HTTP front itself, as
+// magnet-worker does behind a web server.
+func (f *fronts) special(statusPath, pingPath string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var (
+			body  bytes.Buffer
+			ctype = "text/plain"
+		)
+		switch {
+		case pingPath != "" && r.URL.Path == pingPath:
+			body.WriteString(status.Pong + "\n")
+		case statusPath != "" && r.URL.Path == statusPath && f.pool != nil:
+			format, full := status.ParseQuery(r.URL.RawQuery)
+			if err := status.Render(&body, f.pool, format, full); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			ctype = status.ContentType(format)
+		default:
+			next.ServeHTTP(w, r)
+			return
+		}
+		for _, kv := range status.NoCacheHeaders {
+			w.Header().Set(kv[0], kv[1])
+		}
+		w.Header().Set("Content-Type", ctype)
+		w.Write(body.Bytes())
+	})
+}
+
+// shutdown stops the HTTP servers gracefully, in the background, when the
+// pool begins to stop.
+func (f *fronts) shutdown() {
+	for _, srv := range f.servers {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		}()
+	}
+}
+
+// close releases everything; nothing reads the scoreboard once it is
+// unmapped.
+func (f *fronts) close() {
+	for _, srv := range f.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(ctx)
+		cancel()
+		srv.Close()
+	}
+	if f.front != nil {
+		f.front.Close()
+	}
+	if f.cancel != nil {
+		f.cancel()
+		<-f.updating
+	}
+	if f.accessLog != nil {
+		f.accessLog.Close()
+	}
+	if f.board != nil {
+		f.board.Close()
+	}
+}
