@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -71,7 +72,8 @@ func (s *Supervisor) copyOutput(r *os.File, pid int) {
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		level, line := parseLine(sc.Text())
-		s.log.Log(context.Background(), level, line, "worker", pid)
+		msg, attrs := splitAttrs(line)
+		s.log.Log(context.Background(), level, msg, append(attrs, "worker", pid)...)
 	}
 	if sc.Err() != nil {
 		s.log.Warn("worker output line too long; discarding the rest", "worker", pid)
@@ -102,4 +104,42 @@ func parseLine(line string) (slog.Level, string) {
 		return slog.LevelInfo, line
 	}
 	return level, rest
+}
+
+// splitAttrs takes the rest of a slog text line (msg=... key=value ...)
+// apart so that the master logs the worker's message and attributes as
+// its own, not as one quoted string. The worker's pid attribute is
+// dropped: the master tags every line with it. A line that does not parse
+// is the message itself.
+func splitAttrs(line string) (string, []any) {
+	var msg string
+	var attrs []any
+	rest := line
+	for rest != "" {
+		key, after, ok := strings.Cut(rest, "=")
+		if !ok || key == "" || strings.ContainsAny(key, " \"") {
+			return line, nil
+		}
+		var value string
+		if strings.HasPrefix(after, "\"") {
+			q, err := strconv.QuotedPrefix(after)
+			if err != nil {
+				return line, nil
+			}
+			value, _ = strconv.Unquote(q)
+			after = after[len(q):]
+		} else {
+			value, after, _ = strings.Cut(after, " ")
+			after = " " + after
+		}
+		rest = strings.TrimPrefix(after, " ")
+		switch key {
+		case "msg":
+			msg = value
+		case "pid":
+		default:
+			attrs = append(attrs, key, value)
+		}
+	}
+	return msg, attrs
 }
