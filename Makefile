@@ -46,8 +46,8 @@ test-luajit:
 	$(GO) test -count=1 -tags luajit -timeout 10m ./luabind/... ./scripts/... ./worker/...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzConn$$' -fuzztime 15s ./protocol/
-	$(GO) test -run '^$$' -fuzz '^FuzzParams$$' -fuzztime 5s ./protocol/
+	$(GO) test -run '^$$' -fuzz '^FuzzConn$$' -fuzztime 15s -fuzzminimizetime 100x ./protocol/
+	$(GO) test -run '^$$' -fuzz '^FuzzParams$$' -fuzztime 5s -fuzzminimizetime 100x ./protocol/
 
 bench: build
 	bench/run
