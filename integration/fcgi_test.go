@@ -61,7 +61,7 @@ func fcgiDo(c *protocol.Client, req *protocol.Request) (fcgiResult, error) {
 	if err != nil {
 		return fcgiResult{}, fmt.Errorf("fastcgi response %q: %w", resp.Stdout, err)
 	}
-	return fcgiResult{status: status, header: header, body: string(body), stderr: string(resp.Stderr)}, nil
+	return fcgiResult{status: status, header: http.Header(header), body: string(body), stderr: string(resp.Stderr)}, nil
 }
 
 // fcgiOnce dials network/address, runs one request without FCGI_KEEP_CONN

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -15,9 +14,11 @@ import (
 // ends). The Status header sets the status and is removed from header;
 // without it the status is 302 when a Location header is present (a client
 // redirect, or a local redirect the web server would follow) and 200
-// otherwise. body aliases stdout.
-func ParseCGI(stdout []byte) (status int, header http.Header, body []byte, err error) {
-	header = make(http.Header)
+// otherwise. body aliases stdout. The header is a textproto.MIMEHeader
+// (convert it with http.Header(h)) so that this package does not link
+// net/http into the workers.
+func ParseCGI(stdout []byte) (status int, header textproto.MIMEHeader, body []byte, err error) {
+	header = make(textproto.MIMEHeader)
 	rest := stdout
 	for {
 		i := bytes.IndexByte(rest, '\n')
@@ -55,7 +56,7 @@ func ParseCGI(stdout []byte) (status int, header http.Header, body []byte, err e
 		return status, header, body, nil
 	}
 	if header.Get("Location") != "" {
-		return http.StatusFound, header, body, nil
+		return 302, header, body, nil
 	}
-	return http.StatusOK, header, body, nil
+	return 200, header, body, nil
 }

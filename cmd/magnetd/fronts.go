@@ -16,6 +16,7 @@ import (
 	"github.com/magnet-fcgi/magnet/supervisor/devhttp"
 	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
 	"github.com/magnet-fcgi/magnet/supervisor/status"
+	"github.com/magnet-fcgi/magnet/supervisor/statushttp"
 )
 
 // poolName is the pool name on the status page (PHP-FPM's "pool").
@@ -75,7 +76,7 @@ func startFronts(o *options, cfg *supervisor.Config, log *slog.Logger) (*fronts,
 			pool.Run(ctx, time.Second, func(err error) { log.Debug("status update", "err", err) })
 		}()
 		if o.statusListen != "" {
-			if err := f.listen(o.statusListen, "--status-listen", status.Handler(pool)); err != nil {
+			if err := f.listen(o.statusListen, "--status-listen", statushttp.Handler(pool)); err != nil {
 				f.close()
 				return nil, err
 			}

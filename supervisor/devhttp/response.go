@@ -108,7 +108,7 @@ func (o *response) parse(block []byte) error {
 		return err
 	}
 	o.parsed = true
-	o.status, o.header = status, header
+	o.status, o.header = status, http.Header(header)
 	loc := header.Get("Location")
 	if loc != "" && strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !hasStatus(block) {
 		o.redirect = loc

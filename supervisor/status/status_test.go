@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -346,45 +343,6 @@ func TestUpdate(t *testing.T) {
 	p.Update()
 	if h := b.Header(); h.MaxChildrenReached != 2 {
 		t.Errorf("second saturation: %+v", h)
-	}
-}
-
-func TestHandler(t *testing.T) {
-	p, _ := testPool(t)
-	srv := httptest.NewServer(Handler(p))
-	defer srv.Close()
-	get := func(path string) (*http.Response, string) {
-		t.Helper()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
-	}
-	resp, body := get("/ping")
-	if resp.StatusCode != 200 || body != "pong" || resp.Header.Get("Cache-Control") == "" {
-		t.Errorf("ping: %d %q %v", resp.StatusCode, body, resp.Header)
-	}
-	resp, body = get("/status?json&full")
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" || !strings.Contains(body, `"processes":[`) {
-		t.Errorf("json: %s %s", ct, body)
-	}
-	resp, body = get("/status")
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || !strings.HasPrefix(body, "pool:") {
-		t.Errorf("text: %s %s", ct, body)
-	}
-	resp, body = get("/status?openmetrics")
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") || !strings.HasSuffix(body, "# EOF\n") {
-		t.Errorf("openmetrics: %s %s", ct, body)
-	}
-	resp, _ = get("/status?prometheus")
-	if ct := resp.Header.Get("Content-Type"); !strings.Contains(ct, "version=0.0.4") {
-		t.Errorf("prometheus: %s", ct)
-	}
-	if resp, _ := get("/other"); resp.StatusCode != 404 {
-		t.Errorf("/other: %d", resp.StatusCode)
 	}
 }
 

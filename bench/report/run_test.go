@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestBenchRun runs bench/run for real, briefly, on the C programs only:
+// it builds them, starts them with spawn-fcgi, drives them with loadgen,
+// counts syscalls with strace and prints the table.
+func TestBenchRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers; skipped with -short")
+	}
+	for _, cmd := range []string{"spawn-fcgi", "gcc", "pkg-config", "taskset", "go"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			t.Skipf("%s not installed", cmd)
+		}
+	}
+	if _, err := os.Stat("/usr/include/fcgi_stdio.h"); err != nil {
+		t.Skip("libfcgi-dev not installed")
+	}
+	cmd := exec.Command("../run")
+	cmd.Env = append(os.Environ(), "BENCH_RUNS=1", "BENCH_DURATION=500ms", "BENCH_WARMUP=200ms",
+		"BENCH_STRACE_REQUESTS=300", "BENCH_SERVERS=c-ref floor", "BENCH_MODES=keep2 keep8",
+		"BENCH_NO_INSTALL=1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench/run: %v\n%s\n%s", err, out, stderr.String())
+	}
+	table := string(out)
+	for _, want := range []string{"machine: ", "direct keep-conn c=2  c-ref", "direct keep-conn c=8  floor"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	for _, l := range strings.Split(table, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || f[0] != "direct" {
+			continue
+		}
+		if f[len(f)-2] != "0" {
+			t.Errorf("failures in %q", l)
+		}
+		if f[3] == "c-ref" && f[5] != "1.00" {
+			t.Errorf("the C reference's ratio is not 1.00: %q", l)
+		}
+		// 2 processes hold 2 of the 8 keep-alive connections: the
+		// others starve (6, unless a slow machine let a connection send
+		// its first request only after the warm-up).
+		if n, _ := strconv.Atoi(f[len(f)-1]); f[2] == "c=8" && (n < 1 || n > 6) {
+			t.Errorf("want up to 6 starved requests: %q", l)
+		}
+	}
+	if t.Failed() {
+		t.Logf("stderr:\n%s", stderr.String())
+	}
+}
