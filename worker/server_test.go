@@ -236,20 +236,3 @@ func TestBadInputKeepsServing(t *testing.T) {
 		t.Fatalf("after bad input: %q", body)
 	}
 }
-
-func BenchmarkRequest123(b *testing.B) {
-	sock, _ := startServer(b, Config{})
-	root, _ := filepath.Abs("../examples")
-	c, err := protocol.Dial("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	req := &protocol.Request{KeepConn: true, Params: []protocol.Pair{{Name: "SCRIPT_FILENAME", Value: filepath.Join(root, "123.lua")}, {Name: "REQUEST_METHOD", Value: "GET"}}}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := c.Do(req); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
