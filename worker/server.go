@@ -173,7 +173,7 @@ func (s *Server) Serve() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	for {
-		timeout := -1
+		timeout := idleAccept
 		if s.stopping.Load() {
 			if s.listening {
 				s.beginDrain()
@@ -192,6 +192,12 @@ func (s *Server) Serve() error {
 		if errno != 0 {
 			return fmt.Errorf("epoll_wait: %w", errno)
 		}
+		if n == 0 && s.listening {
+			// A quiet spell: take a connection whose wake-up went to a
+			// worker that died or stopped before accepting it.
+			s.acceptBatch()
+			continue
+		}
 		accepted := false
 		for i := 0; i < n; i++ {
 			fd := int(s.events[i].Fd)
@@ -200,14 +206,8 @@ func (s *Server) Serve() error {
 				var b [8]byte
 				unix.Read(s.evfd, b[:])
 			case fd == s.listenFD:
-				// Accept once per round, or a few times while each accepted
-				// connection was a one-request one that is already done:
-				// that saves an epoll_wait per request under load without
-				// making keep-alive connections wait.
-				for k := 0; k < 8 && !accepted && s.listening && !s.stopping.Load(); k++ {
-					if !s.accept() {
-						accepted = true
-					}
+				if !accepted && s.listening && !s.stopping.Load() {
+					s.acceptBatch()
 				}
 				accepted = true
 			default:
@@ -265,6 +265,14 @@ func (s *Server) beginDrain() {
 	s.listening = false
 	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
 	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
+	// Connections already queued may have woken this worker and no other
+	// (EPOLLEXCLUSIVE): answer them rather than leave them waiting. Once
+	// out of the epoll set, new arrivals wake the other workers.
+	for k := 0; k < 64; k++ {
+		if ok, _ := s.accept(); !ok {
+			break
+		}
+	}
 	// A connection is closed only between requests: one that already got
 	// answers and has nothing more in flight, in our buffer or the
 	// kernel's. A connection that has not sent its first request yet is
@@ -283,9 +291,26 @@ func (s *Server) beginDrain() {
 	s.log.Info("draining", "connections", s.nconns)
 }
 
-// accept takes one connection and serves what it brought; it reports
-// whether the connection was accepted, served and closed already.
-func (s *Server) accept() bool {
+// idleAccept is how long epoll_wait waits before the worker tries an
+// accept on its own. With EPOLLEXCLUSIVE the kernel wakes one waiting
+// worker per new connection; if that worker is killed or stops before
+// accepting, nothing else would wake up for the connection.
+const idleAccept = 100 // milliseconds
+
+// acceptBatch accepts once, or a few times while each accepted connection
+// was a one-request one that is already done: that saves an epoll_wait per
+// request under load without making keep-alive connections wait.
+func (s *Server) acceptBatch() {
+	for k := 0; k < 8; k++ {
+		if ok, done := s.accept(); !ok || !done {
+			return
+		}
+	}
+}
+
+// accept takes one connection and serves what it brought; ok says whether
+// a connection was accepted, done whether it was also served and closed.
+func (s *Server) accept() (ok, done bool) {
 	fd, errno := rawAccept(s.listenFD)
 	if errno != 0 {
 		if errno != unix.EAGAIN && errno != unix.EINTR && errno != unix.ECONNABORTED {
@@ -294,7 +319,7 @@ func (s *Server) accept() bool {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
-		return false
+		return false, false
 	}
 	c := s.newConn(fd)
 	if s.cfg.Reporter != nil {
@@ -304,13 +329,13 @@ func (s *Server) accept() bool {
 	// registering with epoll, which a one-request connection never needs.
 	s.serveConn(c)
 	if c.closed {
-		return true
+		return true, true
 	}
 	if err := s.watch(fd, unix.EPOLLIN); err != nil {
 		s.log.Warn("accept", "err", err)
 		s.closeConn(c)
 	}
-	return false
+	return true, false
 }
 
 func (s *Server) newConn(fd int) *conn {

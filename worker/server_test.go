@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/magnet-fcgi/magnet/protocol"
 	"github.com/magnet-fcgi/magnet/scripts"
 )
@@ -234,5 +236,62 @@ func TestBadInputKeepsServing(t *testing.T) {
 	defer c.Close()
 	if _, body, _ := get(t, c, filepath.Join(root, "123.lua"), true); body != "123" {
 		t.Fatalf("after bad input: %q", body)
+	}
+}
+
+// TestLostWakeup: with EPOLLEXCLUSIVE the kernel wakes one waiting worker
+// per new connection. If that worker dies or stops before accepting, the
+// connection must still be answered by another worker.
+func TestLostWakeup(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "w.sock")
+	fd, err := Listen(sock, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A "dying worker": first in the socket's wait queue, it takes the
+	// wake-up for the next connection and never accepts.
+	xfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(xfd)
+	if err := unix.EpollCtl(xfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(fd)}); err != nil {
+		t.Fatal(err)
+	}
+	woken := make(chan struct{})
+	go func() {
+		ev := make([]unix.EpollEvent, 1)
+		for {
+			if n, err := unix.EpollWait(xfd, ev, -1); n > 0 || (err != nil && err != unix.EINTR) {
+				close(woken)
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // let it block in epoll_wait first
+
+	srv, err := New(Config{ListenFD: fd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	defer func() { srv.Shutdown(); <-done; srv.Close() }()
+	time.Sleep(50 * time.Millisecond)
+
+	c, err := protocol.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	root, _ := filepath.Abs("../examples")
+	if _, body, _ := get(t, c, filepath.Join(root, "123.lua"), true); body != "123" {
+		t.Fatalf("got %q", body)
+	}
+	select {
+	case <-woken:
+	default:
+		t.Log("the kernel woke the worker itself; the lost wake-up was not exercised this time")
 	}
 }
