@@ -7,12 +7,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/supervisor/socket"
 )
 
 // BenchmarkRestart measures how long the supervisor takes to replace a
 // killed worker: from SIGKILL to the new worker's start.
 func BenchmarkRestart(b *testing.B) {
-	sock, err := Listen(ListenConfig{Path: filepath.Join(b.TempDir(), "s.sock"), Mode: 0o600})
+	sock, err := socket.Listen(socket.ListenConfig{Path: filepath.Join(b.TempDir(), "s.sock"), Mode: 0o600})
 	if err != nil {
 		b.Fatal(err)
 	}

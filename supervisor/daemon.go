@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/magnet-fcgi/magnet/supervisor/socket"
 )
 
 // DaemonEnv marks a process started by StartDaemon. Go cannot fork, so
@@ -32,7 +34,7 @@ type Daemon struct {
 // in a new session, with stdin and stdout on /dev/null and stderr on
 // stderr (or /dev/null when nil). The socket is passed on; the child finds
 // it with DaemonSocket.
-func StartDaemon(sock *Socket, stderr *os.File) (*Daemon, error) {
+func StartDaemon(sock *socket.Socket, stderr *os.File) (*Daemon, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("daemonizing: %w", err)
@@ -99,7 +101,7 @@ func IsDaemon() bool { return os.Getenv(DaemonEnv) != "" }
 // function that tells the parent the outcome of the start: nil when the
 // workers run, else the error the parent should report. Only its first
 // call counts.
-func DaemonSocket(owned string) (*Socket, func(error), error) {
+func DaemonSocket(owned string) (*socket.Socket, func(error), error) {
 	os.Unsetenv(DaemonEnv)
 	syscall.CloseOnExec(daemonReadyFD)
 	ready := os.NewFile(daemonReadyFD, "ready")
@@ -114,7 +116,7 @@ func DaemonSocket(owned string) (*Socket, func(error), error) {
 			ready.Close()
 		})
 	}
-	sock, err := FileSocket(daemonSocketFD, owned)
+	sock, err := socket.FileSocket(daemonSocketFD, owned)
 	if err != nil {
 		notify(err)
 		return nil, nil, err

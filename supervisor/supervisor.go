@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/supervisor/socket"
 )
 
 // Config describes a pool of worker processes.
@@ -36,7 +38,7 @@ type Config struct {
 	// zero.
 	ReadyDelay time.Duration
 	// Socket is the listening socket, handed to each worker as fd 0.
-	Socket *Socket
+	Socket *socket.Socket
 	// Logger receives the supervisor's events and the workers' output.
 	Logger *slog.Logger
 

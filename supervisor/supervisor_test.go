@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/supervisor/socket"
 )
 
 func pids(ws []WorkerInfo) []int {
@@ -33,7 +35,7 @@ func waitFor(t *testing.T, what string, f func() bool) {
 // TestSupervisor runs a pool of sleep processes: it restarts a killed one,
 // replaces all of them on Reload, and stops them all on Stop.
 func TestSupervisor(t *testing.T) {
-	sock, err := Listen(ListenConfig{Path: filepath.Join(t.TempDir(), "s.sock"), Mode: 0o600})
+	sock, err := socket.Listen(socket.ListenConfig{Path: filepath.Join(t.TempDir(), "s.sock"), Mode: 0o600})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func TestSupervisor(t *testing.T) {
 }
 
 func TestSupervisorBadProgram(t *testing.T) {
-	sock, err := Listen(ListenConfig{Path: filepath.Join(t.TempDir(), "s.sock"), Mode: 0o600})
+	sock, err := socket.Listen(socket.ListenConfig{Path: filepath.Join(t.TempDir(), "s.sock"), Mode: 0o600})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,15 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
+	"github.com/magnet-fcgi/magnet/supervisor/socket"
 	"github.com/magnet-fcgi/magnet/supervisor/status"
 	"github.com/magnet-fcgi/magnet/worker"
 )
@@ -68,11 +73,13 @@ func run(ctx *cli.Context) error {
 
 	fd := 0
 	if addr := ctx.String("listen"); addr != "" {
-		var err error
-		if fd, err = worker.Listen(addr, ctx.Int("backlog")); err != nil {
+		sock, err := listen(addr, ctx.Int("backlog"))
+		if err != nil {
 			return err
 		}
-	} else if !worker.InheritedListener() {
+		defer sock.Close() // removes the unix socket file
+		fd = int(sock.File.Fd())
+	} else if !inheritedListener() {
 		return errors.New("fd 0 is not a listening socket: use --listen, or start me from a web server or spawner")
 	}
 
@@ -121,6 +128,37 @@ func run(ctx *cli.Context) error {
 	}
 	log.Info("stopped", "requests", srv.Requests(), "uptime", time.Since(start).Round(time.Millisecond).String())
 	return nil
+}
+
+// listen binds --listen: a unix socket path (or unix:PATH), or HOST:PORT.
+func listen(addr string, backlog int) (*socket.Socket, error) {
+	cfg := socket.ListenConfig{Backlog: backlog, Mode: socket.DefaultSocketMode()}
+	host, port, err := net.SplitHostPort(addr)
+	if strings.HasPrefix(addr, "unix:") || strings.Contains(addr, "/") || err != nil {
+		cfg.Path = strings.TrimPrefix(addr, "unix:")
+		return socket.Listen(cfg)
+	}
+	if cfg.Port, err = strconv.Atoi(port); err != nil {
+		return nil, fmt.Errorf("--listen %s: bad port", addr)
+	}
+	cfg.Addr = host
+	if host != "" && net.ParseIP(strings.Trim(host, "[]")) == nil {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return nil, fmt.Errorf("--listen %s: cannot resolve %s", addr, host)
+		}
+		cfg.Addr = ips[0].String()
+	}
+	return socket.Listen(cfg)
+}
+
+// inheritedListener reports whether fd 0 is a listening socket, the test a
+// libfcgi program makes (getpeername fails with ENOTCONN) made stricter.
+func inheritedListener() bool {
+	if _, err := unix.Getpeername(0); err != unix.ENOTCONN {
+		return false
+	}
+	return socket.IsListener(0)
 }
 
 func listenName(addr string) string {

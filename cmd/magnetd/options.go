@@ -13,7 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/magnet-fcgi/magnet/supervisor"
+	"github.com/magnet-fcgi/magnet/supervisor/socket"
 )
 
 // options are magnetd's checked command line.
@@ -112,7 +112,7 @@ func parseOptions(c *cli.Context) (*options, error) {
 	if o.addr != "" && o.socketPath != "" {
 		o.warnings = append(o.warnings, "-a/--addr is ignored with -s/--socket")
 	}
-	o.mode = supervisor.DefaultSocketMode()
+	o.mode = socket.DefaultSocketMode()
 	if m := c.String("socket-mode"); m != "" {
 		n, err := strconv.ParseUint(m, 8, 32)
 		if err != nil || n > 0o7777 {

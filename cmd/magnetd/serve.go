@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/magnet-fcgi/magnet/supervisor"
+	"github.com/magnet-fcgi/magnet/supervisor/socket"
 )
 
 // serve is the command's action: check the flags, open the pid file, bind
@@ -75,7 +76,7 @@ func serve(c *cli.Context) (err error) {
 	// The socket: inherited from a daemonizing parent, bound, inherited on
 	// fd 0 from a web server, or private for --http alone.
 	var (
-		sock      *supervisor.Socket
+		sock      *socket.Socket
 		pidFile   *supervisor.PIDFile
 		notify    func(error) // a daemon's report to its parent
 		ready     func()
@@ -104,13 +105,13 @@ func serve(c *cli.Context) (err error) {
 			tempDir = filepath.Dir(sock.Addr)
 			sock.SetOwned(sock.Addr)
 		}
-	case o.socketPath != "" || o.port != 0 || !supervisor.IsListener(0) && o.httpAddr != "":
+	case o.socketPath != "" || o.port != 0 || !socket.IsListener(0) && o.httpAddr != "":
 		if o.pidFile != "" {
 			if pidFile, err = supervisor.OpenPIDFile(o.pidFile); err != nil {
 				return fmt.Errorf("-P/--pid-file: %w", err)
 			}
 		}
-		lc := supervisor.ListenConfig{Path: bindPath, Addr: o.addr, Port: o.port, Mode: o.mode, UID: sockID.UID, GID: sockID.GID, Backlog: o.backlog}
+		lc := socket.ListenConfig{Path: bindPath, Addr: o.addr, Port: o.port, Mode: o.mode, UID: sockID.UID, GID: sockID.GID, Backlog: o.backlog}
 		if bindPath == "" && o.port == 0 {
 			if tempDir, err = os.MkdirTemp("", "magnetd-"); err != nil {
 				pidFile.Abandon()
@@ -119,7 +120,7 @@ func serve(c *cli.Context) (err error) {
 			// Only the master connects; the workers accept on fd 0.
 			lc.Path, lc.Mode, lc.UID, lc.GID = filepath.Join(tempDir, "fcgi.sock"), 0o600, 0, 0
 		}
-		if sock, err = supervisor.Listen(lc); err != nil {
+		if sock, err = socket.Listen(lc); err != nil {
 			if pidFile != nil {
 				pidFile.Abandon()
 			}
@@ -128,8 +129,8 @@ func serve(c *cli.Context) (err error) {
 			}
 			return err
 		}
-	case supervisor.IsListener(0):
-		if sock, err = supervisor.FileSocket(0, ""); err != nil {
+	case socket.IsListener(0):
+		if sock, err = socket.FileSocket(0, ""); err != nil {
 			return err
 		}
 		inherited = true

@@ -1,4 +1,8 @@
-package supervisor
+// Package socket binds and inherits the listening sockets FastCGI workers
+// accept on, with spawn-fcgi's rules for unix socket paths (refuse one in
+// use, replace a stale one, set mode and owner). magnetd and a standalone
+// magnet-worker both use it.
+package socket
 
 import (
 	"errors"
