@@ -9,22 +9,9 @@ import (
 
 // xmlStatus and xmlProc carry PHP-FPM's XML element names, in its order.
 type xmlStatus struct {
-	XMLName            xml.Name   `xml:"status"`
-	Pool               string     `xml:"pool"`
-	ProcessManager     string     `xml:"process-manager"`
-	StartTime          int64      `xml:"start-time"`
-	StartSince         int64      `xml:"start-since"`
-	AcceptedConn       uint64     `xml:"accepted-conn"`
-	ListenQueue        uint64     `xml:"listen-queue"`
-	MaxListenQueue     uint64     `xml:"max-listen-queue"`
-	ListenQueueLen     uint64     `xml:"listen-queue-len"`
-	IdleProcesses      int        `xml:"idle-processes"`
-	ActiveProcesses    int        `xml:"active-processes"`
-	TotalProcesses     int        `xml:"total-processes"`
-	MaxActiveProcesses uint64     `xml:"max-active-processes"`
-	MaxChildrenReached uint64     `xml:"max-children-reached"`
-	SlowRequests       uint64     `xml:"slow-requests"`
-	Processes          *[]xmlProc `xml:"processes>process,omitempty"`
+	XMLName xml.Name `xml:"status"`
+	poolFigures
+	Processes *[]xmlProc `xml:"processes>process,omitempty"`
 }
 
 type xmlProc struct {
@@ -44,23 +31,7 @@ type xmlProc struct {
 }
 
 func (pg *page) xml(w *bufio.Writer, full bool) {
-	h := pg.h
-	v := xmlStatus{
-		Pool:               h.Pool,
-		ProcessManager:     h.PM,
-		StartTime:          h.Start.Unix(),
-		StartSince:         pg.startSince(),
-		AcceptedConn:       pg.accepted,
-		ListenQueue:        h.ListenQueue,
-		MaxListenQueue:     h.MaxListenQueue,
-		ListenQueueLen:     h.ListenQueueLen,
-		IdleProcesses:      pg.idle,
-		ActiveProcesses:    pg.active,
-		TotalProcesses:     pg.idle + pg.active,
-		MaxActiveProcesses: h.MaxActive,
-		MaxChildrenReached: h.MaxChildrenReached,
-		SlowRequests:       pg.slow,
-	}
+	v := xmlStatus{poolFigures: pg.figures()}
 	if full {
 		procs := make([]xmlProc, 0, len(pg.procs))
 		for _, p := range pg.procRows() {
@@ -124,7 +95,7 @@ func (pg *page) html(w *bufio.Writer, full bool) {
 		StartTimeText string
 		Full          bool
 		Procs         []htmlProc
-	}{jsonPool: pg.jsonPool(), StartTimeText: h.Start.Local().Format(textTime), Full: full}
+	}{jsonPool: jsonPool{poolFigures: pg.figures()}, StartTimeText: h.Start.Local().Format(textTime), Full: full}
 	if full {
 		for i, p := range pg.procRows() {
 			data.Procs = append(data.Procs, htmlProc{p, pg.procs[i].Started.Local().Format(textTime)})

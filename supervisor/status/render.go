@@ -209,23 +209,29 @@ func (pg *page) text(w *bufio.Writer, full bool) {
 	}
 }
 
+// poolFigures are the pool-level figures under PHP-FPM's JSON keys and
+// XML element names, in its order.
+type poolFigures struct {
+	Pool               string `json:"pool" xml:"pool"`
+	ProcessManager     string `json:"process manager" xml:"process-manager"`
+	StartTime          int64  `json:"start time" xml:"start-time"`
+	StartSince         int64  `json:"start since" xml:"start-since"`
+	AcceptedConn       uint64 `json:"accepted conn" xml:"accepted-conn"`
+	ListenQueue        uint64 `json:"listen queue" xml:"listen-queue"`
+	MaxListenQueue     uint64 `json:"max listen queue" xml:"max-listen-queue"`
+	ListenQueueLen     uint64 `json:"listen queue len" xml:"listen-queue-len"`
+	IdleProcesses      int    `json:"idle processes" xml:"idle-processes"`
+	ActiveProcesses    int    `json:"active processes" xml:"active-processes"`
+	TotalProcesses     int    `json:"total processes" xml:"total-processes"`
+	MaxActiveProcesses uint64 `json:"max active processes" xml:"max-active-processes"`
+	MaxChildrenReached uint64 `json:"max children reached" xml:"max-children-reached"`
+	SlowRequests       uint64 `json:"slow requests" xml:"slow-requests"`
+}
+
 // jsonPool and jsonProc carry PHP-FPM's JSON keys, in its order.
 type jsonPool struct {
-	Pool               string      `json:"pool"`
-	ProcessManager     string      `json:"process manager"`
-	StartTime          int64       `json:"start time"`
-	StartSince         int64       `json:"start since"`
-	AcceptedConn       uint64      `json:"accepted conn"`
-	ListenQueue        uint64      `json:"listen queue"`
-	MaxListenQueue     uint64      `json:"max listen queue"`
-	ListenQueueLen     uint64      `json:"listen queue len"`
-	IdleProcesses      int         `json:"idle processes"`
-	ActiveProcesses    int         `json:"active processes"`
-	TotalProcesses     int         `json:"total processes"`
-	MaxActiveProcesses uint64      `json:"max active processes"`
-	MaxChildrenReached uint64      `json:"max children reached"`
-	SlowRequests       uint64      `json:"slow requests"`
-	Processes          *[]jsonProc `json:"processes,omitempty"` // only with full
+	poolFigures
+	Processes *[]jsonProc `json:"processes,omitempty"` // only with full
 }
 
 type jsonProc struct {
@@ -244,10 +250,10 @@ type jsonProc struct {
 	LastRequestMemory uint64  `json:"last request memory"`
 }
 
-// jsonPool returns the pool-level figures with PHP-FPM's JSON keys.
-func (pg *page) jsonPool() jsonPool {
+// figures returns the pool-level figures.
+func (pg *page) figures() poolFigures {
 	h := pg.h
-	return jsonPool{
+	return poolFigures{
 		Pool:               h.Pool,
 		ProcessManager:     h.PM,
 		StartTime:          h.Start.Unix(),
@@ -289,7 +295,7 @@ func (pg *page) procRows() []jsonProc {
 }
 
 func (pg *page) json(w *bufio.Writer, full bool) {
-	v := pg.jsonPool()
+	v := jsonPool{poolFigures: pg.figures()}
 	if full {
 		procs := pg.procRows()
 		v.Processes = &procs
