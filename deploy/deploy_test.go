@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 	"github.com/magnet-fcgi/magnet/protocol"
 )
 
@@ -30,13 +31,13 @@ func TestMain(m *testing.M) {
 	bin := filepath.Join(repoRoot, "bin")
 	os.MkdirAll(bin, 0o755)
 	magnetdBin = filepath.Join(bin, "magnetd")
-	if out, err := goBuild(magnetdBin, "./cmd/magnetd", "CGO_ENABLED=0"); err != nil {
-		fmt.Fprintf(os.Stderr, "building magnetd: %v\n%s", err, out)
+	if err := testutil.GoBuild(magnetdBin, "./cmd/magnetd", "CGO_ENABLED=0"); err != nil {
+		fmt.Fprintf(os.Stderr, "building magnetd: %v\n", err)
 		os.Exit(1)
 	}
 	wb := filepath.Join(bin, "magnet-worker")
-	if out, err := goBuild(wb, "./cmd/magnet-worker"); err != nil {
-		workerErr = fmt.Sprintf("bin/magnet-worker does not build: %v\n%s", err, out)
+	if err := testutil.GoBuild(wb, "./cmd/magnet-worker"); err != nil {
+		workerErr = fmt.Sprintf("bin/magnet-worker does not build: %v", err)
 		fmt.Fprintln(os.Stderr, "WARNING: "+workerErr)
 	} else {
 		workerBin = wb
@@ -44,17 +45,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func goBuild(out, pkg string, env ...string) ([]byte, error) {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), env...)
-	return cmd.CombinedOutput()
-}
-
 func needWorker(t *testing.T) {
 	t.Helper()
 	if workerBin == "" {
-		t.Skip(workerErr)
+		t.Fatal(workerErr)
 	}
 }
 

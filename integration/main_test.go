@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // Paths of the binaries built by TestMain.
@@ -35,33 +37,18 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 
 	refBin = filepath.Join(dir, "fcgiref")
-	if err := goBuild(refBin, "./integration/testdata/fcgiref"); err != nil {
+	if err := testutil.GoBuild(refBin, "./integration/testdata/fcgiref"); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
 	}
 	workerBin = filepath.Join(dir, "magnet-worker")
-	if err := goBuild(workerBin, "./cmd/magnet-worker"); err != nil {
+	if err := testutil.GoBuild(workerBin, "./cmd/magnet-worker"); err != nil {
 		// Every test that needs the worker fails with this error; the
 		// tests of the server setups alone still run.
 		workerErr = err
 		fmt.Fprintf(os.Stderr, "integration: CANNOT BUILD magnet-worker: %v\n", err)
 	}
 	return m.Run()
-}
-
-// goBuild builds the package pkg (relative to the module root) into out,
-// with the build tags in $MAGNET_TAGS (for example "luajit").
-func goBuild(out, pkg string) error {
-	args := []string{"build", "-o", out}
-	if tags := os.Getenv("MAGNET_TAGS"); tags != "" {
-		args = append(args, "-tags", tags)
-	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	cmd.Dir = repoRoot
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %v: %w\n%s", cmd.Args[1:], err, b)
-	}
-	return nil
 }
 
 // needWorker fails the test when magnet-worker did not build.

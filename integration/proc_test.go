@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -10,10 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // Generous limits for a noisy 2-core CI machine.
@@ -23,29 +23,11 @@ const (
 	pollEvery    = 20 * time.Millisecond
 )
 
-// syncBuffer collects a process's output; it is safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a process started by a test, in a process group of its own.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer // stdout and stderr together
+	out  *testutil.SyncBuffer // stdout and stderr together
 	done chan struct{}
 	err  error // the result of Wait, valid once done is closed
 }
@@ -56,7 +38,7 @@ type proc struct {
 func startProc(t *testing.T, name string, args []string, setup func(*exec.Cmd)) *proc {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	p := &proc{name: filepath.Base(name), cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: filepath.Base(name), cmd: cmd, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.out
 	cmd.Stderr = p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 	"github.com/magnet-fcgi/magnet/protocol"
 )
 
@@ -44,8 +44,8 @@ func testMain(m *testing.M) int {
 	bin := filepath.Join(repoRoot, "bin")
 	os.MkdirAll(bin, 0o755)
 	magnetdBin = filepath.Join(bin, "magnetd")
-	if out, err := goBuild(magnetdBin, "./cmd/magnetd", "CGO_ENABLED=0"); err != nil {
-		fmt.Fprintf(os.Stderr, "building magnetd: %v\n%s", err, out)
+	if err := testutil.GoBuild(magnetdBin, "./cmd/magnetd", "CGO_ENABLED=0"); err != nil {
+		fmt.Fprintf(os.Stderr, "building magnetd: %v\n", err)
 		return 1
 	}
 	tmp, err := os.MkdirTemp("", "magnetd-test-")
@@ -67,13 +67,13 @@ func testMain(m *testing.M) int {
 		defer os.Remove(magnetdBin)
 	}
 	helperBin = filepath.Join(tmp, "fcgihelper")
-	if out, err := goBuild(helperBin, "./cmd/magnetd/testdata/fcgihelper", "CGO_ENABLED=0"); err != nil {
-		fmt.Fprintf(os.Stderr, "building fcgihelper: %v\n%s", err, out)
+	if err := testutil.GoBuild(helperBin, "./cmd/magnetd/testdata/fcgihelper", "CGO_ENABLED=0"); err != nil {
+		fmt.Fprintf(os.Stderr, "building fcgihelper: %v\n", err)
 		return 1
 	}
 	wb := filepath.Join(bin, "magnet-worker")
-	if out, err := goBuild(wb, "./cmd/magnet-worker"); err != nil {
-		workerErr = fmt.Sprintf("bin/magnet-worker does not build: %v\n%s", err, out)
+	if err := testutil.GoBuild(wb, "./cmd/magnet-worker"); err != nil {
+		workerErr = fmt.Sprintf("bin/magnet-worker does not build: %v", err)
 		fmt.Fprintln(os.Stderr, "WARNING: "+workerErr)
 	} else {
 		workerBin = wb
@@ -81,45 +81,20 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-func goBuild(out, pkg string, env ...string) ([]byte, error) {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), env...)
-	return cmd.CombinedOutput()
-}
-
-// needWorker skips a test that needs the real magnet-worker when it does
-// not build yet.
+// needWorker fails a test that needs the real magnet-worker when it did
+// not build.
 func needWorker(t *testing.T) {
 	t.Helper()
 	if workerBin == "" {
-		t.Skip(workerErr)
+		t.Fatal(workerErr)
 	}
-}
-
-// syncBuffer collects a process's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // master is a magnetd process started by a test.
 type master struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -128,7 +103,7 @@ type master struct {
 // cleanup kills it if it still runs.
 func startMaster(t *testing.T, stdin *os.File, env []string, args ...string) *master {
 	t.Helper()
-	m := &master{t: t, out: &syncBuffer{}, done: make(chan struct{})}
+	m := &master{t: t, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	m.cmd = exec.Command(magnetdBin, args...)
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	m.cmd.Stdin = stdin

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 func needRoot(t *testing.T) {
@@ -174,7 +176,7 @@ func TestNotRoot(t *testing.T) {
 	asNobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 
 	cmd := exec.Command(bin, "-n", "-s", sock, "-u", "daemon", "-c", "/nonexistent", "-S", "--", helper)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = out, out, asNobody
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -196,7 +198,7 @@ func TestNotRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd = exec.Command(bin, "-n", "-s", sock, "--", helper)
-	out = &syncBuffer{}
+	out = &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = out, out, asNobody
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

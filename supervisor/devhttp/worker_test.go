@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // workerBin is the real magnet-worker built by TestMain; empty when the
-// build failed, with the reason in workerErr.
+// build failed, with the reason in workerErr (the tests using it fail).
 var workerBin, workerErr string
 
 func TestMain(m *testing.M) {
@@ -26,26 +28,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	workerBin, workerErr = buildWorker(dir)
+	workerBin = filepath.Join(dir, "magnet-worker")
+	if err := testutil.GoBuild(workerBin, "./cmd/magnet-worker"); err != nil {
+		workerBin, workerErr = "", err.Error()
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// buildWorker builds cmd/magnet-worker (it needs cgo and liblua5.1).
-func buildWorker(dir string) (bin, why string) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", "go env GOMOD: " + err.Error()
-	}
-	modRoot := filepath.Dir(strings.TrimSpace(string(out)))
-	bin = filepath.Join(dir, "magnet-worker")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/magnet-worker")
-	cmd.Dir = modRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Sprintf("go build ./cmd/magnet-worker: %v\n%s", err, out)
-	}
-	return bin, ""
 }
 
 // startWorker runs the real worker on a unix socket with docroot and
@@ -53,7 +42,7 @@ func buildWorker(dir string) (bin, why string) {
 func startWorker(t *testing.T, docroot string) func() (net.Conn, error) {
 	t.Helper()
 	if workerBin == "" {
-		t.Skip("magnet-worker did not build: " + workerErr)
+		t.Fatal("magnet-worker did not build: " + workerErr)
 	}
 	sock := filepath.Join(t.TempDir(), "worker.sock")
 	cmd := exec.Command(workerBin, "--listen", sock, "--docroot", docroot)
