@@ -231,55 +231,6 @@ func (l *load) stop() string {
 	return fmt.Sprintf("ok=%d failed=%d errors=%q", l.ok, l.fail, l.errs)
 }
 
-// children lists the running children of pid with their command names.
-func children(pid int) map[int]string {
-	out := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if i < 0 || j < i {
-			continue
-		}
-		f := strings.Fields(s[j+1:])
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		if pp, _ := strconv.Atoi(f[1]); pp == pid {
-			out[n] = s[i+1 : j]
-		}
-	}
-	return out
-}
-
-func named(kids map[int]string, name string) []int {
-	var out []int
-	for pid, n := range kids {
-		if n == name {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	j := strings.LastIndexByte(s, ')')
-	return j > 0 && !strings.HasPrefix(strings.TrimSpace(s[j+1:]), "Z")
-}
-
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	b, err := os.ReadFile(path)

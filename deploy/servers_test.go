@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // lighttpdConf writes a minimal lighttpd.conf that includes snippet.
@@ -41,11 +43,11 @@ func TestLighttpdBinPath(t *testing.T) {
 	waitGet(t, url, "123")
 
 	var masters []int
-	if !poll(30*time.Second, func() bool { masters = named(children(srv.Process.Pid), "magnetd"); return len(masters) == 2 }) {
+	if !poll(30*time.Second, func() bool { masters = testutil.Children(srv.Process.Pid, "magnetd"); return len(masters) == 2 }) {
 		t.Fatalf("lighttpd runs magnetd masters %v, want 2", masters)
 	}
 	for _, m := range masters {
-		if w := named(children(m), "magnet-worker"); len(w) != 2 {
+		if w := testutil.Children(m, "magnet-worker"); len(w) != 2 {
 			t.Errorf("master %d runs workers %v, want 2 (PHP_FCGI_CHILDREN)", m, w)
 		}
 	}
@@ -58,18 +60,18 @@ func TestLighttpdBinPath(t *testing.T) {
 	// Kill a master (kill's default SIGTERM): it stops its workers and
 	// exits, and lighttpd starts a new one on the same socket.
 	victim := masters[0]
-	workers := named(children(victim), "magnet-worker")
+	workers := testutil.Children(victim, "magnet-worker")
 	syscall.Kill(victim, syscall.SIGTERM)
 	var now []int
 	if !poll(30*time.Second, func() bool {
-		now = named(children(srv.Process.Pid), "magnetd")
+		now = testutil.Children(srv.Process.Pid, "magnetd")
 		get(url) // lighttpd may respawn on demand
 		return len(now) == 2 && !slices.Contains(now, victim)
 	}) {
 		t.Fatalf("after killing %d lighttpd runs masters %v", victim, now)
 	}
 	for _, w := range workers {
-		if alive(w) {
+		if testutil.Alive(w) {
 			t.Errorf("worker %d outlived its master", w)
 		}
 	}
@@ -82,10 +84,10 @@ func TestLighttpdBinPath(t *testing.T) {
 	// take the socket for an external backend (gw_spawn_connection); that
 	// race is lighttpd's, the same with php-cgi and PHP_FCGI_CHILDREN.
 	victim = now[0]
-	workers = named(children(victim), "magnet-worker")
+	workers = testutil.Children(victim, "magnet-worker")
 	syscall.Kill(victim, syscall.SIGKILL)
 	for _, w := range workers {
-		if !poll(10*time.Second, func() bool { return !alive(w) }) {
+		if !poll(10*time.Second, func() bool { return !testutil.Alive(w) }) {
 			t.Errorf("worker %d outlived its killed master", w)
 		}
 	}
@@ -93,7 +95,7 @@ func TestLighttpdBinPath(t *testing.T) {
 	// socket before it takes that backend out.)
 	waitGet(t, url, "123")
 	respawned := poll(5*time.Second, func() bool {
-		now = named(children(srv.Process.Pid), "magnetd")
+		now = testutil.Children(srv.Process.Pid, "magnetd")
 		get(url)
 		return len(now) == 2 && !slices.Contains(now, victim)
 	})

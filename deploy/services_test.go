@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 func runOut(name string, args ...string) (string, error) {
@@ -77,14 +79,14 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatalf("request: %q, %v", body, err)
 	}
 	// ExecReload with $MAINPID.
-	old := named(children(mainPID), "magnet-worker")
+	old := testutil.Children(mainPID, "magnet-worker")
 	reload := strings.ReplaceAll(unitValue(unit, "ExecReload"), "$MAINPID", strconv.Itoa(mainPID))
 	f := strings.Fields(reload)
 	if out, err := runOut(f[0], f[1:]...); err != nil {
 		t.Fatalf("ExecReload: %v\n%s", err, out)
 	}
 	if !poll(30*time.Second, func() bool {
-		now := named(children(mainPID), "magnet-worker")
+		now := testutil.Children(mainPID, "magnet-worker")
 		return len(now) == 4 && !slices.ContainsFunc(now, func(p int) bool { return slices.Contains(old, p) })
 	}) {
 		t.Errorf("no new workers after ExecReload")
@@ -92,7 +94,7 @@ func TestSystemdUnit(t *testing.T) {
 	// Stop: KillSignal within TimeoutStopSec.
 	syscall.Kill(mainPID, syscall.SIGTERM)
 	timeout, _ := time.ParseDuration(unitValue(unit, "TimeoutStopSec") + "s")
-	if !poll(timeout, func() bool { return !alive(mainPID) }) {
+	if !poll(timeout, func() bool { return !testutil.Alive(mainPID) }) {
 		t.Fatalf("magnetd did not stop within TimeoutStopSec")
 	}
 	for _, p := range []string{sock, pidFile} {
@@ -146,7 +148,7 @@ func TestInitScript(t *testing.T) {
 		t.Fatal("magnetd does not answer after start")
 	}
 
-	old := named(children(pid), "magnet-worker")
+	old := testutil.Children(pid, "magnet-worker")
 	l := startLoad("unix", sock, script123, "123", 4)
 	time.Sleep(500 * time.Millisecond)
 	for _, action := range []string{"reload", "force-reload"} {
@@ -156,7 +158,7 @@ func TestInitScript(t *testing.T) {
 		time.Sleep(700 * time.Millisecond)
 	}
 	if !poll(30*time.Second, func() bool {
-		now := named(children(pid), "magnet-worker")
+		now := testutil.Children(pid, "magnet-worker")
 		return len(now) == 2 && !slices.ContainsFunc(now, func(p int) bool { return slices.Contains(old, p) })
 	}) {
 		t.Errorf("no new workers after reload")
@@ -171,7 +173,7 @@ func TestInitScript(t *testing.T) {
 	if out, code := initd("restart"); code != 0 {
 		t.Errorf("restart: %d %q", code, out)
 	}
-	if pid2 := readPID(t, pidFile); pid2 == pid || !alive(pid2) {
+	if pid2 := readPID(t, pidFile); pid2 == pid || !testutil.Alive(pid2) {
 		t.Errorf("restart: pid %d (was %d)", pid2, pid)
 	}
 	if out, code := initd("stop"); code != 0 {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 const lighttpdBin = "/usr/sbin/lighttpd"
@@ -36,7 +38,7 @@ func startLighttpd(t *testing.T, worker string) *lighttpd {
 	})
 	name := filepath.Base(worker)
 	waitFor(t, startTimeout, "lighttpd's 2 FastCGI processes", func() error {
-		if n := len(children(p.pid(), name)); n != 2 {
+		if n := len(testutil.Children(p.pid(), name)); n != 2 {
 			return fmt.Errorf("%d %s processes under lighttpd", n, name)
 		}
 		return nil
@@ -63,7 +65,7 @@ func TestLighttpdReference(t *testing.T) {
 func TestLighttpd(t *testing.T) {
 	needWorker(t)
 	l := startLighttpd(t, workerBin)
-	workers := children(l.proc.pid(), "magnet-worker")
+	workers := testutil.Children(l.proc.pid(), "magnet-worker")
 
 	t.Run("123", func(t *testing.T) {
 		for i := 0; i < 5; i++ {
@@ -80,7 +82,7 @@ func TestLighttpd(t *testing.T) {
 		}
 	})
 	for _, pid := range workers {
-		if !alive(pid) {
+		if !testutil.Alive(pid) {
 			t.Errorf("worker %d died during the test", pid)
 		}
 	}

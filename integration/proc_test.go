@@ -103,61 +103,12 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 	return -1
 }
 
-// alive reports whether the process id pid exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	_, state, _ := statFields(b)
-	return state != "Z" && state != "X"
-}
-
-// statFields parses /proc/<pid>/stat: the command name, the state and the
-// parent pid.
-func statFields(b []byte) (comm, state string, ppid int) {
-	s := string(b)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
-		return "", "", 0
-	}
-	comm = s[open+1 : close]
-	f := strings.Fields(s[close+1:])
-	if len(f) < 2 {
-		return comm, "", 0
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return comm, f[0], ppid
-}
-
-// children returns the live child processes of pid whose command name
-// starts with prefix ("" for all); the kernel cuts names at 15 bytes.
-func children(pid int, prefix string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		c, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		comm, state, ppid := statFields(b)
-		if ppid == pid && state != "Z" && strings.HasPrefix(comm, prefix) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // killTree sends SIGKILL to pid, its process group and all its
 // descendants, found before the first kill.
 func killTree(pid int) {
 	all := []int{pid}
 	for i := 0; i < len(all); i++ {
-		all = append(all, children(all[i], "")...)
+		all = append(all, testutil.Children(all[i], "")...)
 	}
 	syscall.Kill(-pid, syscall.SIGKILL)
 	for _, p := range all {

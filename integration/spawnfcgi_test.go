@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 const spawnFCGIBin = "/usr/bin/spawn-fcgi"
@@ -130,7 +132,7 @@ func TestSpawnFCGI(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, exitTimeout, "killed worker gone", func() error {
-		if alive(victim) {
+		if testutil.Alive(victim) {
 			return fmt.Errorf("pid %d still alive", victim)
 		}
 		return nil

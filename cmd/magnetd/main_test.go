@@ -168,54 +168,14 @@ func poll(timeout time.Duration, f func() bool) bool {
 	}
 }
 
-// children lists the pids of the running (not zombie) child processes of pid.
-func children(pid int) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		if pp, _ := strconv.Atoi(f[1]); pp == pid {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // waitChildren polls until pid has n running children and returns them.
 func waitChildren(t *testing.T, pid, n int, timeout time.Duration) []int {
 	t.Helper()
 	var kids []int
-	if !poll(timeout, func() bool { kids = children(pid); return len(kids) == n }) {
+	if !poll(timeout, func() bool { kids = testutil.Children(pid, ""); return len(kids) == n }) {
 		t.Fatalf("process %d has children %v, want %d after %v", pid, kids, n, timeout)
 	}
 	return kids
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && !strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z")
 }
 
 // request sends one FastCGI request for script on a fresh connection and

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // pool is a running magnetd with its workers, for the supervision tests,
@@ -93,7 +95,7 @@ func TestKillWorkerUnderLoad(t *testing.T) {
 	for _, k := range workerKinds {
 		t.Run(k.name, func(t *testing.T) {
 			p := k.start(t, 4)
-			kids := children(p.m.pid())
+			kids := testutil.Children(p.m.pid(), "")
 			l := startLoad("unix", p.sock, p.script, p.want, 8)
 			time.Sleep(1500 * time.Millisecond) // load runs 5 s in all
 			victim := kids[0]
@@ -101,7 +103,7 @@ func TestKillWorkerUnderLoad(t *testing.T) {
 			killed := time.Now()
 			var now []int
 			if !poll(10*time.Second, func() bool {
-				now = children(p.m.pid())
+				now = testutil.Children(p.m.pid(), "")
 				return len(now) == 4 && !slices.Contains(now, victim)
 			}) {
 				t.Errorf("no replacement worker: children %v", now)
@@ -128,7 +130,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	for _, k := range workerKinds {
 		t.Run(k.name, func(t *testing.T) {
 			p := k.start(t, 3, "--drain-timeout", "20s")
-			old := children(p.m.pid())
+			old := testutil.Children(p.m.pid(), "")
 			l := startLoad("unix", p.sock, p.script, "page-v", 6)
 			l.addFresh("unix", p.sock, p.script, "page-v", 2)
 			time.Sleep(time.Second)
@@ -141,7 +143,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			p.m.signal(sighup)
 			var now []int
 			if !poll(30*time.Second, func() bool {
-				now = children(p.m.pid())
+				now = testutil.Children(p.m.pid(), "")
 				if len(now) != 3 {
 					return false
 				}
@@ -165,7 +167,7 @@ func TestReloadUnderLoad(t *testing.T) {
 				t.Errorf("after reload: %q, %v; want page-v2", body, err)
 			}
 			for _, pid := range old {
-				if alive(pid) {
+				if testutil.Alive(pid) {
 					t.Errorf("old worker %d still alive", pid)
 				}
 			}
@@ -182,7 +184,7 @@ func TestStopFinishesRequests(t *testing.T) {
 			if got := readPID(t, pidFile); got != p.m.pid() {
 				t.Fatalf("pid file has %d, want %d", got, p.m.pid())
 			}
-			kids := children(p.m.pid())
+			kids := testutil.Children(p.m.pid(), "")
 			slow, query := p.script, "sleep=700ms"
 			if k.name != "helper" {
 				slow = filepath.Join(filepath.Dir(p.script), "slow.lua")
@@ -208,7 +210,7 @@ func TestStopFinishesRequests(t *testing.T) {
 				t.Errorf("in-flight request failed: %v", err)
 			}
 			for _, pid := range kids {
-				if alive(pid) {
+				if testutil.Alive(pid) {
 					t.Errorf("worker %d outlived the master", pid)
 				}
 			}
@@ -264,7 +266,7 @@ func TestDaemonize(t *testing.T) {
 	}
 	pid := readPID(t, pidFile)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	if !alive(pid) {
+	if !testutil.Alive(pid) {
 		t.Fatalf("daemon %d not running", pid)
 	}
 	kids := waitChildren(t, pid, 2, 30*time.Second)
@@ -297,11 +299,11 @@ func TestDaemonize(t *testing.T) {
 		t.Errorf("log file not reopened")
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
-	if !poll(30*time.Second, func() bool { return !alive(pid) }) {
+	if !poll(30*time.Second, func() bool { return !testutil.Alive(pid) }) {
 		t.Fatalf("daemon still running")
 	}
 	for _, k := range kids {
-		if alive(k) {
+		if testutil.Alive(k) {
 			t.Errorf("worker %d outlived the daemon", k)
 		}
 	}
@@ -414,7 +416,7 @@ func TestWorkersDieWithMaster(t *testing.T) {
 	m.wait(30 * time.Second)
 	if !poll(10*time.Second, func() bool {
 		for _, k := range kids {
-			if alive(k) {
+			if testutil.Alive(k) {
 				return false
 			}
 		}
@@ -431,7 +433,7 @@ func TestDrainTimeout(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "m.sock")
 	m := startMaster(t, nil, nil, "-n", "-s", sock, "-F", "1", "--drain-timeout", "1s", "--", helperBin)
 	m.waitLog("fcgihelper: serving", 30*time.Second)
-	kids := children(m.pid())
+	kids := testutil.Children(m.pid(), "")
 	res := make(chan error, 1)
 	go func() { _, err := request("unix", sock, "", "sleep=60s"); res <- err }()
 	time.Sleep(300 * time.Millisecond)
@@ -448,7 +450,7 @@ func TestDrainTimeout(t *testing.T) {
 	}
 	m.waitLog(`reason="stop timeout"`, time.Second)
 	for _, k := range kids {
-		if alive(k) {
+		if testutil.Alive(k) {
 			t.Errorf("worker %d still alive", k)
 		}
 	}
@@ -497,7 +499,7 @@ func TestReloadBrokenProgram(t *testing.T) {
 		}
 	}
 	for _, pid := range old {
-		if !alive(pid) {
+		if !testutil.Alive(pid) {
 			t.Fatalf("old worker %d was stopped although no new one runs", pid)
 		}
 	}
@@ -506,10 +508,10 @@ func TestReloadBrokenProgram(t *testing.T) {
 	os.WriteFile(tmp, good, 0o755)
 	os.Rename(tmp, prog)
 	if !poll(30*time.Second, func() bool {
-		now := children(m.pid())
+		now := testutil.Children(m.pid(), "")
 		return len(now) == 2 && !slices.Contains(now, old[0]) && !slices.Contains(now, old[1])
 	}) {
-		t.Fatalf("old workers %v not replaced once the program works: %v", old, children(m.pid()))
+		t.Fatalf("old workers %v not replaced once the program works: %v", old, testutil.Children(m.pid(), ""))
 	}
 	if body, err := request("unix", sock, "", ""); err != nil || !strings.Contains(body, "pid=") {
 		t.Errorf("after the fix: %q, %v", body, err)

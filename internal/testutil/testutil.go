@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -75,4 +76,53 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Alive reports whether process pid exists and is not a zombie.
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, state, _ := statFields(b)
+	return state != "Z" && state != "X" && state != ""
+}
+
+// Children returns the live child processes of pid whose command name
+// starts with prefix ("" for all); the kernel cuts names at 15 bytes.
+func Children(pid int, prefix string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		comm, state, ppid := statFields(b)
+		if ppid == pid && state != "Z" && strings.HasPrefix(comm, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// statFields parses /proc/<pid>/stat: the command name, the state and the
+// parent pid.
+func statFields(b []byte) (comm, state string, ppid int) {
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", "", 0
+	}
+	comm = s[open+1 : end]
+	f := strings.Fields(s[end+1:])
+	if len(f) < 2 {
+		return comm, "", 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return comm, f[0], ppid
 }
