@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"io"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -285,7 +286,7 @@ type bodyReader struct {
 func (b *bodyReader) Read(p []byte) (int, error) {
 	for len(b.pending) == 0 {
 		if b.done {
-			return 0, errEOF
+			return 0, io.EOF
 		}
 		if b.err != nil {
 			return 0, b.err

@@ -1,11 +1,9 @@
 package worker
 
-import (
-	"errors"
-	"io"
-)
+import "errors"
 
+// Why a script's read of the request body ended early.
 var (
-	errEOF    = io.EOF
-	errClosed = errors.New("connection closed by the web server")
+	errClosed  = errors.New("connection closed by the web server")
+	errAborted = errors.New("request aborted by the web server")
 )

@@ -10,7 +10,6 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -260,7 +259,8 @@ func (s *Server) serveSole() bool {
 	return true
 }
 
-// beginDrain stops accepting and closes connections with nothing pending.
+// beginDrain stops accepting, answers the connections already queued, and
+// closes the connections with nothing pending.
 func (s *Server) beginDrain() {
 	s.listening = false
 	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
@@ -372,5 +372,3 @@ func (s *Server) closeConn(c *conn) {
 		s.free = append(s.free, c)
 	}
 }
-
-var errAborted = errors.New("request aborted by the web server")
