@@ -102,6 +102,55 @@ func TestGracefulSignals(t *testing.T) {
 	}
 }
 
+// TestSignalUnderBusyPoll: a worker busy polling for the next request of
+// a client that sends them back to back still stops promptly on SIGTERM;
+// every request it took gets its whole answer, and the worker exits 0.
+func TestSignalUnderBusyPoll(t *testing.T) {
+	w := startWorker(t, "MAGNET_BUSY_POLL=1ms")
+	c := w.dial(t)
+	stop := make(chan struct{})
+	answered := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { answered <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r, err := fcgiGet(c, w.script("123.lua"), "")
+			if err != nil {
+				return // closed by the stopping worker, between requests
+			}
+			if err := check123FCGI(r, nil); err != nil {
+				t.Errorf("request %d: %v", n+1, err)
+				return
+			}
+			n++
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if err := syscall.Kill(w.proc.pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := w.proc.wait(t, exitTimeout)
+	took := time.Since(start)
+	close(stop)
+	n := <-answered
+	if code != 0 {
+		t.Fatalf("worker exited with %d, want 0", code)
+	}
+	if n == 0 {
+		t.Fatal("no request answered before the signal")
+	}
+	if took > 2*time.Second {
+		t.Errorf("worker took %v to stop after SIGTERM", took)
+	}
+	t.Logf("%d requests answered; stopped %v after SIGTERM", n, took.Round(time.Millisecond))
+}
+
 // TestMaxRequests: PHP_FCGI_MAX_REQUESTS=N ends the worker with status 0
 // after N requests.
 func TestMaxRequests(t *testing.T) {

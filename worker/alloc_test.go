@@ -3,6 +3,7 @@ package worker
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -73,5 +74,28 @@ func BenchmarkServeConn(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		roundTrip(b, s, c, peer, req, buf)
+	}
+}
+
+// TestNoAllocBusyPoll: polling for the next request allocates nothing
+// either, whether it finds one or gives up.
+func TestNoAllocBusyPoll(t *testing.T) {
+	s, c, peer, req := serverPair(t)
+	s.cfg.BusyPoll = 20 * time.Microsecond
+	buf := make([]byte, 4096)
+	roundTrip(t, s, c, peer, req, buf)
+	n := testing.AllocsPerRun(200, func() {
+		s.busy = true
+		if _, errno := s.busyRead(c); errno != unix.EAGAIN {
+			t.Fatalf("busyRead on a quiet connection: %v", errno)
+		}
+		s.busy = true
+		if n, errno := s.busyWait(); n != 0 || errno != 0 {
+			t.Fatalf("busyWait on a quiet epoll set: %d, %v", n, errno)
+		}
+		roundTrip(t, s, c, peer, req, buf)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per poll and request, want 0", n)
 	}
 }

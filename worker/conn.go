@@ -155,6 +155,7 @@ func (s *Server) handle(c *conn) {
 		s.wbuf = make([]byte, 0, 16<<10) // do not keep a huge response's buffer
 	}
 	s.requests++
+	s.busy = s.cfg.BusyPoll > 0
 	c.served++
 	if s.cfg.MaxRequests > 0 && s.requests == s.cfg.MaxRequests {
 		s.log.Info("max requests reached, exiting", "requests", s.requests)

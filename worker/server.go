@@ -45,6 +45,11 @@ type Config struct {
 	// IOTimeout bounds waiting for a request body or for a slow client to
 	// take the response (default 30s).
 	IOTimeout time.Duration
+	// BusyPoll is how long the worker keeps polling for the next request
+	// after answering one, yielding the CPU between polls, before it sleeps
+	// (0: sleep at once). A sleeping worker is woken by the kernel, which
+	// on an idle CPU costs more than the request itself; see busyPoll.
+	BusyPoll time.Duration
 	// DrainTimeout bounds how long a stopping worker waits for half-received
 	// requests (default 5s).
 	DrainTimeout time.Duration
@@ -69,6 +74,7 @@ type Server struct {
 	nconns     int
 	last       *conn // the connection served last
 	streak     int   // requests served in sole-connection mode in a row
+	busy       bool  // a request was answered since the last busy poll
 	free       []*conn
 	events     []unix.EpollEvent
 
@@ -184,7 +190,10 @@ func (s *Server) Serve() error {
 		} else if s.serveSole() {
 			continue
 		}
-		n, errno := epollWait(s.epfd, s.events, timeout)
+		n, errno := s.busyWait()
+		if n == 0 && errno == 0 {
+			n, errno = epollWait(s.epfd, s.events, timeout)
+		}
 		if errno == unix.EINTR {
 			continue
 		}
@@ -245,7 +254,10 @@ func (s *Server) serveSole() bool {
 		}
 		c.timeoutSet = true
 	}
-	n, errno := blockingRead(c.fd, c.pc.ReadBuffer())
+	n, errno := s.busyRead(c)
+	if errno == unix.EAGAIN {
+		n, errno = blockingRead(c.fd, c.pc.ReadBuffer())
+	}
 	switch {
 	case errno == unix.EAGAIN || errno == unix.EINTR:
 		s.streak = soleStreak // idle: wait in epoll_wait

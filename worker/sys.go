@@ -51,6 +51,12 @@ func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, unix.Errno) {
 	return int(n), e
 }
 
+// epollPoll reads ready events without waiting.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	return int(n), e
+}
+
 // waitFD blocks until fd is ready for events or the timeout passes.
 func waitFD(fd int, events int16, timeout time.Duration) error {
 	fds := [1]unix.PollFd{{Fd: int32(fd), Events: events}}

@@ -45,6 +45,7 @@ func main() {
 			&cli.BoolFlag{Name: "debug", Usage: "put error details into 500 responses"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "stop a script that runs longer than this with a 500 (0: never)"},
 			&cli.DurationFlag{Name: "stat-interval", Usage: "check scripts for changes at most this often (0: on every request)"},
+			&cli.DurationFlag{Name: "busy-poll", EnvVars: []string{"MAGNET_BUSY_POLL"}, Usage: "after an answer, poll this long for the next request before sleeping (0: sleep at once; try 50us on a dedicated machine)"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
 			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
 			&cli.StringFlag{Name: "ping-path", Usage: "SCRIPT_NAME answered with \"pong\""},
@@ -83,11 +84,15 @@ func run(ctx *cli.Context) error {
 		return errors.New("fd 0 is not a listening socket: use --listen, or start me from a web server or spawner")
 	}
 
+	if ctx.Duration("busy-poll") < 0 || ctx.Duration("busy-poll") > time.Second {
+		return fmt.Errorf("--busy-poll %s: want 0 to 1s", ctx.Duration("busy-poll"))
+	}
 	cfg := worker.Config{
 		ListenFD:    fd,
 		Debug:       ctx.Bool("debug"),
 		MaxRequests: ctx.Int("max-requests"),
 		Timeout:     ctx.Duration("timeout"),
+		BusyPoll:    ctx.Duration("busy-poll"),
 		Logger:      log,
 	}
 	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")
