@@ -14,7 +14,7 @@ import (
 // connection per request are all answered, none starves, and the worker
 // still stops promptly (the test's cleanup waits for it).
 func TestBusyPoll(t *testing.T) {
-	sock, srv := startServer(t, Config{BusyPoll: 200 * time.Microsecond})
+	sock, _ := startServer(t, Config{BusyPoll: 200 * time.Microsecond})
 	root, _ := filepath.Abs("../examples")
 	script := filepath.Join(root, "123.lua")
 
@@ -70,8 +70,5 @@ func TestBusyPoll(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
-	}
-	if got := srv.Requests(); got != 500 {
-		t.Errorf("served %d requests, want 500", got)
 	}
 }
