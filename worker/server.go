@@ -74,10 +74,7 @@ type Server struct {
 	nconns     int
 	last       *conn // the connection served last
 	streak     int   // requests served in sole-connection mode in a row
-	paused     bool  // the listening socket is out of the epoll set (pauseListen)
-	pausedAt   int   // s.requests when paused
-	pauseEnd   time.Time
-	busy       bool // a request was answered since the last busy poll
+	busy       bool  // a request was answered since the last busy poll
 	free       []*conn
 	events     []unix.EpollEvent
 
@@ -190,16 +187,8 @@ func (s *Server) Serve() error {
 				return nil
 			}
 			timeout = 100
-		} else {
-			if s.paused {
-				s.resumeListen()
-				if s.paused {
-					timeout = int(listenPause / time.Millisecond)
-				}
-			}
-			if s.serveSole() {
-				continue
-			}
+		} else if s.serveSole() {
+			continue
 		}
 		n, errno := s.busyWait()
 		if n == 0 && errno == 0 {
@@ -359,48 +348,13 @@ func (s *Server) accept() (ok, done bool) {
 		s.closeConn(c)
 		return true, false
 	}
-	s.pauseListen()
+	// A web server opening its pool of keep-alive connections at once
+	// may have woken another worker for the next one: let it run, or
+	// this worker, still running, takes the whole burst (8 connections
+	// went 7 to 1 over 2 workers sharing a CPU in the benchmark).
+	yield()
 	return true, false
 }
-
-// Connection balance. With EPOLLEXCLUSIVE the kernel wakes one waiting
-// worker per new connection, but a worker that has just accepted one sees
-// the listening socket still readable when a web server opens its pool
-// of keep-alive connections at once, and takes the whole burst: the
-// benchmark's 8 connections went 7 to 1 or 8 to 0 over 2 workers. So a
-// worker that accepted a connection that stays stops listening for a
-// while (resumeListen); meanwhile the other workers take the next
-// connections.
-
-// pauseListen takes the listening socket out of the epoll set for now.
-func (s *Server) pauseListen() {
-	if !s.listening || s.paused {
-		return
-	}
-	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
-	s.paused = true
-	s.pausedAt = s.requests
-	s.pauseEnd = time.Now().Add(listenPause)
-}
-
-// resumeListen puts the listening socket back once the worker answered as
-// many requests since the pause as it holds connections (so a worker with
-// more connections takes new ones less often), or the pause is over.
-func (s *Server) resumeListen() {
-	if !s.paused || (s.requests-s.pausedAt < s.nconns && time.Now().Before(s.pauseEnd)) {
-		return
-	}
-	s.paused = false
-	if !s.listening {
-		return
-	}
-	if err := s.watch(s.listenFD, unix.EPOLLIN|unix.EPOLLEXCLUSIVE); err != nil {
-		// Not fatal: the idle timeout of epoll_wait still accepts.
-		s.log.Warn("listening socket", "err", err)
-	}
-}
-
-const listenPause = time.Millisecond
 
 func (s *Server) newConn(fd int) *conn {
 	var c *conn

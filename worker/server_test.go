@@ -299,9 +299,9 @@ func TestLostWakeup(t *testing.T) {
 
 // TestConnectionBalance: a web server opening its pool of 8 keep-alive
 // connections at once gets them spread over 2 workers sharing the
-// listening socket. The split depends on scheduling, so the test only
-// fails when one worker got them all; it logs the split (30 runs:
-// 4/4 or 5/3 in 27, 7/1 in 3; without pauseListen 7/1 or 6/2 in 14).
+// listening socket. The split depends on scheduling (90 runs: 3/5 to 5/3
+// in 84, 6/2 or worse in 6; 23 of 30 before the worker yielded after
+// accepting), so the test wants one even split in up to 5 tries.
 func TestConnectionBalance(t *testing.T) {
 	dir := t.TempDir()
 	script := writeScript(t, dir, "who.lua", `_G.me = _G.me or string.sub(tostring({}), 8) print("Content-Type: text/plain\r\n\r\n", me)`)
@@ -314,7 +314,29 @@ func TestConnectionBalance(t *testing.T) {
 	serveOn(t, Config{ListenFD: fd})
 	time.Sleep(50 * time.Millisecond) // both workers wait in epoll_wait
 
-	const conns = 8
+	var splits []map[string]int
+	for try := 0; try < 5; try++ {
+		count := poolSplit(t, sock, script, 8)
+		splits = append(splits, count)
+		if len(count) == 2 {
+			even := true
+			for _, n := range count {
+				even = even && n >= 3
+			}
+			if even {
+				t.Logf("connections per worker: %v", splits)
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // the pool is closed: workers idle again
+	}
+	t.Fatalf("no even split of 8 connections over 2 workers in 5 tries: %v", splits)
+}
+
+// poolSplit opens conns keep-alive connections at once, sends requests on
+// each and counts the connections each worker (told apart by who.lua)
+// answered.
+func poolSplit(t *testing.T, sock, script string, conns int) map[string]int {
 	ids := make(chan string, conns)
 	var wg sync.WaitGroup
 	for i := 0; i < conns; i++ {
@@ -323,21 +345,21 @@ func TestConnectionBalance(t *testing.T) {
 			defer wg.Done()
 			c, err := protocol.Dial("unix", sock)
 			if err != nil {
-				ids <- err.Error()
+				t.Error(err)
 				return
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Second))
 			var id string
-			for k := 0; k < 20; k++ { // the connection stays with its worker
+			for k := 0; k < 20; k++ {
 				resp, err := c.Do(&protocol.Request{KeepConn: true, Params: []protocol.Pair{{Name: "SCRIPT_FILENAME", Value: script}}})
 				if err != nil {
-					ids <- err.Error()
+					t.Error(err)
 					return
 				}
 				_, _, body, _ := protocol.ParseCGI(resp.Stdout)
 				if k > 0 && string(body) != id {
-					ids <- "connection moved between workers"
+					t.Error("a keep-alive connection moved between workers")
 					return
 				}
 				id = string(body)
@@ -351,8 +373,5 @@ func TestConnectionBalance(t *testing.T) {
 	for id := range ids {
 		count[id]++
 	}
-	if len(count) != 2 {
-		t.Fatalf("connections per worker: %v, want both workers holding some", count)
-	}
-	t.Logf("connections per worker: %v", count)
+	return count
 }

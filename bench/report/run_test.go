@@ -61,3 +61,49 @@ func TestBenchRun(t *testing.T) {
 		t.Logf("stderr:\n%s", stderr.String())
 	}
 }
+
+// TestBenchScale runs bench/scale for real, briefly: the static build,
+// then 1 worker of the C reference and of magnet with busy polling.
+func TestBenchScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds static binaries and starts servers; skipped with -short")
+	}
+	for _, cmd := range []string{"gcc", "pkg-config", "go"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			t.Skipf("%s not installed", cmd)
+		}
+	}
+	for _, lib := range []string{"/usr/include/fcgi_stdio.h", "/usr/lib/x86_64-linux-gnu/liblua5.1.a", "/usr/lib/x86_64-linux-gnu/libluajit-5.1.a"} {
+		if _, err := os.Stat(lib); err != nil {
+			t.Skipf("%s not installed", lib)
+		}
+	}
+	if out, err := exec.Command("../scale", "build").CombinedOutput(); err != nil {
+		t.Fatalf("bench/scale build: %v\n%s", err, out)
+	}
+	cmd := exec.Command("../scale", "run", t.TempDir())
+	cmd.Env = append(os.Environ(), "SCALE_WORKERS=1", "SCALE_RUNS=1", "SCALE_DURATION=300ms",
+		"SCALE_WARMUP=100ms", "SCALE_SERVERS=c-ref magnet-bp")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench/scale run: %v\n%s\n%s", err, out, stderr.String())
+	}
+	table := string(out)
+	for _, server := range []string{"c-ref", "magnet-bp"} {
+		found := false
+		for _, l := range strings.Split(table, "\n") {
+			f := strings.Fields(l)
+			if len(f) > 6 && f[3] == server {
+				found = true
+				if rps, _ := strconv.ParseFloat(strings.TrimSuffix(f[4], "*"), 64); rps <= 0 || f[len(f)-2] != "0" {
+					t.Errorf("no requests or failures: %q", l)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("table lacks %s:\n%s\n%s", server, table, stderr.String())
+		}
+	}
+}
