@@ -48,7 +48,7 @@ type Config struct {
 	// BusyPoll is how long the worker keeps polling for the next request
 	// after answering one, yielding the CPU between polls, before it sleeps
 	// (0: sleep at once). A sleeping worker is woken by the kernel, which
-	// on an idle CPU costs more than the request itself; see busyPoll.
+	// on an idle CPU costs more than the request itself (busypoll.go).
 	BusyPoll time.Duration
 	// DrainTimeout bounds how long a stopping worker waits for half-received
 	// requests (default 5s).
