@@ -414,11 +414,7 @@ func TestGetValues(t *testing.T) {
 		}
 	}
 
-	cl, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := dial(t, sock)
 	for i := 0; i < 3; i++ {
 		vals, err := cl.GetValues(protocol.ValueMaxConns, protocol.ValueMpxsConns)
 		if err != nil || vals[protocol.ValueMpxsConns] != "0" {
@@ -511,11 +507,7 @@ func TestBodyCases(t *testing.T) {
 	dir := t.TempDir()
 	sock, _ := startServer(t, Config{})
 	s := edgeScripts(t, dir)
-	cl, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := dial(t, sock)
 	cl.SetDeadline(time.Now().Add(60 * time.Second))
 	do := func(script, query, body string) string {
 		t.Helper()
@@ -576,11 +568,7 @@ func TestStructuredOverSocket(t *testing.T) {
 	dir := t.TempDir()
 	sock, _ := startServer(t, Config{})
 	s := edgeScripts(t, dir)
-	cl, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := dial(t, sock)
 	status, body, resp := get(t, cl, s["struct.lua"], true, protocol.Pair{Name: "QUERY_STRING", Value: "table"})
 	if status != 201 || body != "body:table" || !bytes.Contains(resp.Stdout, []byte("X-Num: 42\r\n")) ||
 		!bytes.Contains(resp.Stdout, []byte("X-List: a\r\nX-List: 1.5\r\n")) || !bytes.Contains(resp.Stdout, []byte("Content-Type: text/plain\r\n")) {
@@ -648,11 +636,7 @@ func TestMisbehavingScripts(t *testing.T) {
 	dir := t.TempDir()
 	sock, _ := startServer(t, Config{Timeout: 300 * time.Millisecond, Debug: true})
 	s := edgeScripts(t, dir)
-	cl, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := dial(t, sock)
 	cl.SetDeadline(time.Now().Add(60 * time.Second))
 	cases := []struct{ script, stderr string }{
 		{"exit.lua", "os.exit"},

@@ -29,6 +29,17 @@ func startServer(t testing.TB, cfg Config) (sock string, srv *Server) {
 	return sock, serveOn(t, cfg)
 }
 
+// dial opens a FastCGI client connection, closed when the test ends.
+func dial(t testing.TB, sock string) *protocol.Client {
+	t.Helper()
+	c, err := protocol.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // serveOn runs a worker on cfg.ListenFD until the test ends.
 func serveOn(t testing.TB, cfg Config) *Server {
 	t.Helper()
@@ -79,11 +90,7 @@ func get(t testing.TB, c *protocol.Client, script string, keep bool, extra ...pr
 func TestSeedOverSocket(t *testing.T) {
 	sock, _ := startServer(t, Config{})
 	root, _ := filepath.Abs("../examples")
-	c, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, sock)
 	for i := 0; i < 5; i++ {
 		status, body, resp := get(t, c, filepath.Join(root, "123.lua"), true)
 		if status != 200 || body != "123" || !bytes.Contains(resp.Stdout, []byte("Content-Length: 3\r\n")) {
@@ -107,11 +114,7 @@ func TestStatusCodes(t *testing.T) {
 	outside := writeScript(t, t.TempDir(), "out.lua", `print("no")`)
 	os.Symlink(outside, filepath.Join(dir, "link.lua"))
 
-	c, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, sock)
 	cases := []struct {
 		script string
 		status int
@@ -138,11 +141,7 @@ func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	sock, _ := startServer(t, Config{})
 	p := writeScript(t, dir, "r.lua", `print("Content-Type: text/plain\r\n\r\nv1")`)
-	c, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, sock)
 	for i, want := range []string{"v1", "v22", "v333"} {
 		if i > 0 {
 			writeScript(t, dir, "r.lua", fmt.Sprintf(`print("Content-Type: text/plain\r\n\r\n%s")`, want))
@@ -187,11 +186,7 @@ func TestNoStarvation(t *testing.T) {
 	script := filepath.Join(root, "123.lua")
 	var clients []*protocol.Client
 	for i := 0; i < 8; i++ {
-		c, err := protocol.Dial("unix", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, sock)
 		clients = append(clients, c)
 	}
 	for round := 0; round < 3; round++ {
@@ -236,11 +231,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 	nc.Write(big)
 	nc.Close()
 
-	c, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, sock)
 	if _, body, _ := get(t, c, filepath.Join(root, "123.lua"), true); body != "123" {
 		t.Fatalf("after bad input: %q", body)
 	}
@@ -280,11 +271,7 @@ func TestLostWakeup(t *testing.T) {
 	serveOn(t, Config{ListenFD: fd})
 	time.Sleep(50 * time.Millisecond)
 
-	c, err := protocol.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, sock)
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	root, _ := filepath.Abs("../examples")
 	if _, body, _ := get(t, c, filepath.Join(root, "123.lua"), true); body != "123" {
