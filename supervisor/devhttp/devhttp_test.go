@@ -43,6 +43,22 @@ func get(t *testing.T, u string) (*http.Response, string) {
 	return do(t, req)
 }
 
+// serveFront serves root through a Front dialling the application with
+// dial, over httptest, until the test ends.
+func serveFront(t testing.TB, root string, dial func() (net.Conn, error), opts ...Option) *httptest.Server {
+	t.Helper()
+	f, err := New(root, dial, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(f)
+	t.Cleanup(func() {
+		srv.Close()
+		f.Close()
+	})
+	return srv
+}
+
 // stdFront serves a document root through the net/http/fcgi responder.
 func stdFront(t *testing.T, release chan struct{}, opts ...Option) (*httptest.Server, string) {
 	t.Helper()
@@ -55,15 +71,7 @@ func stdFront(t *testing.T, release chan struct{}, opts ...Option) (*httptest.Se
 		"style.css":        "body { color: red }\n",
 		"noindex/file.txt": "x",
 	})
-	f, err := New(root, stdResponder(t, release), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(f)
-	t.Cleanup(func() {
-		srv.Close()
-		f.Close()
-	})
+	srv := serveFront(t, root, stdResponder(t, release), opts...)
 	real, _ := filepath.EvalSymlinks(root)
 	return srv, real
 }
@@ -282,15 +290,7 @@ func rawFront(t testing.TB, rr *rawResponder, opts ...Option) (*httptest.Server,
 		files[name] = ""
 	}
 	writeFiles(t, root, files)
-	f, err := New(root, rr.start(t), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(f)
-	t.Cleanup(func() {
-		srv.Close()
-		f.Close()
-	})
+	srv := serveFront(t, root, rr.start(t), opts...)
 	real, _ := filepath.EvalSymlinks(root)
 	return srv, real
 }
@@ -400,14 +400,8 @@ func TestNoApplication(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{"a.lua": ""})
 	sock := filepath.Join(t.TempDir(), "nobody.sock")
-	f, err := New(root, func() (net.Conn, error) { return net.Dial("unix", sock) },
+	srv := serveFront(t, root, func() (net.Conn, error) { return net.Dial("unix", sock) },
 		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	srv := httptest.NewServer(f)
-	defer srv.Close()
 	if resp, _ := get(t, srv.URL+"/a.lua"); resp.StatusCode != 502 {
 		t.Errorf("status %d, want 502", resp.StatusCode)
 	}
@@ -460,13 +454,7 @@ func TestSymlinkEscape(t *testing.T) {
 	if err := os.Symlink("env.lua", filepath.Join(root, "alias.lua")); err != nil {
 		t.Fatal(err)
 	}
-	f, err := New(root, rr.start(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv := serveFront(t, root, rr.start(t))
 	for _, p := range []string{"/out/secret.txt", "/out/x.lua"} {
 		if resp, body := get(t, srv.URL+p); resp.StatusCode != 403 {
 			t.Errorf("%s: %d %q", p, resp.StatusCode, body)

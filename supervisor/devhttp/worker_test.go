@@ -114,13 +114,7 @@ print(os.getenv("SCRIPT_NAME"), "|", os.getenv("PATH_INFO") or "-", "|", os.gete
 		"app/index.lua": `print("Status: 201\r\nContent-Type: text/plain\r\n\r\nindex")`,
 		"page.html":     "<p>static</p>",
 	})
-	f, err := New(root, startWorker(t, root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv := serveFront(t, root, startWorker(t, root))
 
 	req, _ := http.NewRequest("POST", srv.URL+"/env.lua/p/i?a=b", strings.NewReader("the body"))
 	req.Header.Set("X-Test", "yes")
