@@ -43,6 +43,17 @@ func echo(p Params, body []byte) ([]byte, []byte, uint32) {
 	return out.Bytes(), stderr, 0
 }
 
+// finish ends the current request of c with the response out; done means
+// the connection is over (a write error, or no FCGI_KEEP_CONN).
+func finish(c *Conn, nc net.Conn, out []byte) (done bool, err error) {
+	keep := c.KeepConn()
+	c.FinishRequest()
+	if _, err := nc.Write(out); err != nil {
+		return true, err
+	}
+	return !keep, nil
+}
+
 // serveConn serves one connection with a Conn, the way a worker does:
 // it reads the whole body, then answers. It returns the Conn's error, a
 // read error, or nil when the connection ends cleanly.
@@ -67,23 +78,13 @@ func serveConn(nc net.Conn, lim Limits, h handler) error {
 			case EventStdinEnd:
 				stdout, stderr, status := h(c.Params(), body)
 				out = AppendResponse(out[:0], c.RequestID(), stdout, stderr, status)
-				keep := c.KeepConn()
-				c.FinishRequest()
-				if _, err := nc.Write(out); err != nil {
+				if done, err := finish(c, nc, out); done {
 					return err
-				}
-				if !keep {
-					return nil
 				}
 			case EventAbort:
 				out = AppendEndRequest(out[:0], ev.RequestID, 0, StatusRequestComplete)
-				keep := c.KeepConn()
-				c.FinishRequest()
-				if _, err := nc.Write(out); err != nil {
+				if done, err := finish(c, nc, out); done {
 					return err
-				}
-				if !keep {
-					return nil
 				}
 			case EventReply:
 				if _, err := nc.Write(ev.Data); err != nil {

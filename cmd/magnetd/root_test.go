@@ -21,6 +21,19 @@ func needRoot(t *testing.T) {
 	}
 }
 
+// publicDir makes a temporary directory with mode perm outside t.TempDir,
+// whose parents other users cannot enter, removed when the test ends.
+func publicDir(t *testing.T, prefix string, perm os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, perm)
+	return dir
+}
+
 // publicHelper copies the test helper where any user may run it.
 func publicHelper(t *testing.T, dir string) string {
 	t.Helper()
@@ -78,12 +91,7 @@ func lookupIDs(t *testing.T, name, group string) (int, int) {
 func TestPrivileges(t *testing.T) {
 	needRoot(t)
 	uid, gid := lookupIDs(t, "nobody", "nogroup")
-	dir, err := os.MkdirTemp("", "magnetd-priv-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755) // the workers must reach the helper
+	dir := publicDir(t, "magnetd-priv-", 0o755) // the workers must reach the helper
 	helper := publicHelper(t, filepath.Join(dir, "bin"))
 	sock := filepath.Join(dir, "m.sock")
 	m := startMaster(t, nil, nil, "-n", "-s", sock, "-F", "2", "-u", "nobody", "-g", "nogroup", "-M", "0600", "--", helper)
@@ -162,12 +170,7 @@ func TestChroot(t *testing.T) {
 func TestNotRoot(t *testing.T) {
 	needRoot(t)
 	uid, gid := lookupIDs(t, "nobody", "nogroup")
-	dir, err := os.MkdirTemp("", "magnetd-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o777)
+	dir := publicDir(t, "magnetd-user-", 0o777)
 	helper := publicHelper(t, filepath.Join(dir, "bin"))
 	bin := filepath.Join(dir, "bin", "magnetd")
 	b, _ := os.ReadFile(magnetdBin)
