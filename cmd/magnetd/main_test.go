@@ -146,6 +146,19 @@ func (m *master) wait(timeout time.Duration) int {
 	return m.cmd.ProcessState.ExitCode()
 }
 
+// stop sends SIGTERM and checks that the master exits 0 and removes its
+// unix socket.
+func (m *master) stop(sock string) {
+	m.t.Helper()
+	m.signal(sigterm)
+	if code := m.wait(30 * time.Second); code != 0 {
+		m.t.Errorf("exit %d", code)
+	}
+	if _, err := os.Stat(sock); err == nil {
+		m.t.Errorf("socket not removed")
+	}
+}
+
 // waitLog polls the output until it contains s.
 func (m *master) waitLog(s string, timeout time.Duration) {
 	m.t.Helper()

@@ -248,13 +248,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	if starts > 16 {
 		t.Errorf("%d starts in a few seconds: the crash loop spins", starts)
 	}
-	m.signal(sigterm)
-	if code := m.wait(30 * time.Second); code != 0 {
-		t.Errorf("exit %d", code)
-	}
-	if _, err := os.Stat(sock); err == nil {
-		t.Errorf("socket not removed")
-	}
+	m.stop(sock)
 }
 
 func TestDaemonize(t *testing.T) {

@@ -116,13 +116,7 @@ func TestPrivileges(t *testing.T) {
 	if body, err := request("unix", sock, "", ""); err != nil || !strings.Contains(body, "pid=") {
 		t.Errorf("request: %q, %v", body, err)
 	}
-	m.signal(sigterm)
-	if code := m.wait(30 * time.Second); code != 0 {
-		t.Errorf("exit %d", code)
-	}
-	if _, err := os.Stat(sock); err == nil {
-		t.Errorf("socket not removed")
-	}
+	m.stop(sock)
 
 	// -U/-G own the socket instead.
 	duid, dgid := lookupIDs(t, "daemon", "daemon")
@@ -148,13 +142,7 @@ func TestChroot(t *testing.T) {
 	if err != nil || !strings.Contains(body, "inside the chroot") {
 		t.Errorf("request: %q, %v", body, err)
 	}
-	m.signal(sigterm)
-	if code := m.wait(30 * time.Second); code != 0 {
-		t.Errorf("exit %d", code)
-	}
-	if _, err := os.Stat(sock); err == nil {
-		t.Errorf("socket not removed")
-	}
+	m.stop(sock)
 
 	outside := filepath.Join(t.TempDir(), "outside.sock")
 	m = startMaster(t, nil, nil, "-n", "-c", root, "-S", "-s", outside, "--", "/bin/fcgihelper")
