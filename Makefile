@@ -8,7 +8,7 @@ LDFLAGS  := -ldflags "-X main.version=$(VERSION)"
 ADDR     ?= 127.0.0.1:8080
 
 # Packages without cgo, race-tested.
-GOONLY   := ./protocol/... ./supervisor/...
+GOONLY   := ./protocol/... ./supervisor/... ./internal/...
 
 .PHONY: all build deps deps-test run test test-go test-race test-luajit fuzz vet bench clean
 

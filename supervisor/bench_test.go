@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
+	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
 // BenchmarkRestart measures how long the supervisor takes to replace a

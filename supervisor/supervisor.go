@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
+	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
 // Config describes a pool of worker processes.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
+	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
 func pids(ws []WorkerInfo) []int {

@@ -1,7 +1,7 @@
 package worker
 
 import (
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
+	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
 // sockets keeps test sockets reachable: an unreachable os.File closes its

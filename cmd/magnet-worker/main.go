@@ -20,9 +20,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
-	"github.com/magnet-fcgi/magnet/supervisor/status"
+	"github.com/magnet-fcgi/magnet/internal/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/socket"
+	"github.com/magnet-fcgi/magnet/internal/status"
 	"github.com/magnet-fcgi/magnet/worker"
 )
 

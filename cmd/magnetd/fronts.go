@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/magnet-fcgi/magnet/internal/accesslog"
+	"github.com/magnet-fcgi/magnet/internal/daemon"
+	"github.com/magnet-fcgi/magnet/internal/devhttp"
+	"github.com/magnet-fcgi/magnet/internal/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/status"
+	"github.com/magnet-fcgi/magnet/internal/statushttp"
 	"github.com/magnet-fcgi/magnet/supervisor"
-	"github.com/magnet-fcgi/magnet/supervisor/devhttp"
-	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
-	"github.com/magnet-fcgi/magnet/supervisor/status"
-	"github.com/magnet-fcgi/magnet/supervisor/statushttp"
 )
 
 // poolName is the pool name on the status page (PHP-FPM's "pool").
@@ -32,7 +34,7 @@ type fronts struct {
 	updating  chan struct{} // closed when the status updates stop
 	servers   []*http.Server
 	front     *devhttp.Front
-	accessLog *supervisor.LogFile
+	accessLog *daemon.LogFile
 }
 
 // startFronts creates the scoreboard and fills cfg's hooks for it, and
@@ -97,11 +99,11 @@ func startFronts(o *options, cfg *supervisor.Config, log *slog.Logger) (*fronts,
 			h = f.special(o.statusPath, o.pingPath, h)
 		}
 		if o.accessLog != "" {
-			if f.accessLog, err = supervisor.OpenLogFile(o.accessLog); err != nil {
+			if f.accessLog, err = daemon.OpenLogFile(o.accessLog); err != nil {
 				f.close()
 				return nil, fmt.Errorf("--access-log: %w", err)
 			}
-			h = supervisor.AccessLog(f.accessLog, h)
+			h = accesslog.Handler(f.accessLog, h)
 		}
 		if err := f.listen(o.httpAddr, "--http", h); err != nil {
 			f.close()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
+	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
 // options are magnetd's checked command line.

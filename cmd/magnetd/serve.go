@@ -14,8 +14,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/magnet-fcgi/magnet/internal/daemon"
+	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/supervisor"
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
 )
 
 // serve is the command's action: check the flags, open the pid file, bind
@@ -33,37 +34,37 @@ func serve(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	daemon := supervisor.IsDaemon()
+	detached := daemon.IsDaemon()
 
 	// Logging.
 	var (
 		logw    io.Writer = os.Stderr
-		logFile *supervisor.LogFile
+		logFile *daemon.LogFile
 	)
 	if o.logFile != "" {
-		if logFile, err = supervisor.OpenLogFile(o.logFile); err != nil {
+		if logFile, err = daemon.OpenLogFile(o.logFile); err != nil {
 			return fmt.Errorf("--log-file: %w", err)
 		}
 		defer logFile.Close()
 		logw = logFile
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: o.logLevel}))
-	if !daemon {
+	if !detached {
 		for _, w := range o.warnings {
 			fmt.Fprintf(os.Stderr, "magnetd: warning: %s\n", w)
 		}
 	}
 
 	// Users and groups (root only; parseOptions cleared them otherwise).
-	workerID, err := supervisor.LookupIdentity(o.user, o.group)
+	workerID, err := daemon.LookupIdentity(o.user, o.group)
 	if err != nil {
 		return fmt.Errorf("-u/-g: %w", err)
 	}
-	sockID, err := supervisor.LookupIdentity(o.sockUser, o.sockGroup)
+	sockID, err := daemon.LookupIdentity(o.sockUser, o.sockGroup)
 	if err != nil {
 		return fmt.Errorf("-U/-G: %w", err)
 	}
-	if workerID.UID != 0 && workerID.GID == 0 && !daemon {
+	if workerID.UID != 0 && workerID.GID == 0 && !detached {
 		fmt.Fprintf(os.Stderr, "magnetd: warning: couldn't find the group of uid %d and no group was given, so only the user privileges will be dropped\n", workerID.UID)
 	}
 	if sockID.UID == 0 {
@@ -77,7 +78,7 @@ func serve(c *cli.Context) (err error) {
 	// fd 0 from a web server, or private for --http alone.
 	var (
 		sock      *socket.Socket
-		pidFile   *supervisor.PIDFile
+		pidFile   *daemon.PIDFile
 		notify    func(error) // a daemon's report to its parent
 		ready     func()
 		inherited bool
@@ -88,9 +89,9 @@ func serve(c *cli.Context) (err error) {
 		bindPath = filepath.Join(o.chroot, bindPath)
 	}
 	switch {
-	case daemon:
+	case detached:
 		owned := bindPath
-		sock, notify, err = supervisor.DaemonSocket(owned)
+		sock, notify, err = daemon.DaemonSocket(owned)
 		if err != nil {
 			return err
 		}
@@ -107,7 +108,7 @@ func serve(c *cli.Context) (err error) {
 		}
 	case o.socketPath != "" || o.port != 0 || !socket.IsListener(0) && o.httpAddr != "":
 		if o.pidFile != "" {
-			if pidFile, err = supervisor.OpenPIDFile(o.pidFile); err != nil {
+			if pidFile, err = daemon.OpenPIDFile(o.pidFile); err != nil {
 				return fmt.Errorf("-P/--pid-file: %w", err)
 			}
 		}
@@ -135,7 +136,7 @@ func serve(c *cli.Context) (err error) {
 		}
 		inherited = true
 		if o.pidFile != "" {
-			if pidFile, err = supervisor.OpenPIDFile(o.pidFile); err != nil {
+			if pidFile, err = daemon.OpenPIDFile(o.pidFile); err != nil {
 				return fmt.Errorf("-P/--pid-file: %w", err)
 			}
 		}
@@ -157,12 +158,12 @@ func serve(c *cli.Context) (err error) {
 	}
 
 	// Daemonize: the first process exits once the daemon's workers run.
-	if !o.noFork && !inherited && !daemon {
+	if !o.noFork && !inherited && !detached {
 		var stderr *os.File
 		if logFile != nil {
 			stderr = logFile.File()
 		}
-		d, err := supervisor.StartDaemon(sock, stderr)
+		d, err := daemon.StartDaemon(sock, stderr)
 		if err != nil {
 			pidFile.Abandon()
 			sock.Close()
@@ -176,7 +177,7 @@ func serve(c *cli.Context) (err error) {
 		sock.File.Close() // the daemon owns the socket now
 		if err := d.Wait(); err != nil {
 			if pidFile != nil {
-				supervisor.RemovePIDFile(pidFile.Path, d.PID())
+				daemon.RemovePIDFile(pidFile.Path, d.PID())
 			}
 			sock.Unlink()
 			return err
@@ -197,7 +198,7 @@ func serve(c *cli.Context) (err error) {
 	pidPath := o.pidFile
 	defer func() {
 		if pidPath != "" {
-			if err := supervisor.RemovePIDFile(pidPath, os.Getpid()); err != nil {
+			if err := daemon.RemovePIDFile(pidPath, os.Getpid()); err != nil {
 				log.Warn("removing pid file", "err", err)
 			}
 		}
@@ -258,7 +259,7 @@ func serve(c *cli.Context) (err error) {
 // workerEnv is the workers' environment: magnetd's own, without what
 // magnetd consumed, with -C and --max-requests applied.
 func workerEnv(base []string, o *options, inherited bool) []string {
-	drop := map[string]bool{supervisor.DaemonEnv: true, "MAGNET_SCOREBOARD": true}
+	drop := map[string]bool{daemon.DaemonEnv: true, "MAGNET_SCOREBOARD": true}
 	if o.phpChildren >= 0 || inherited {
 		drop["PHP_FCGI_CHILDREN"] = true
 	}

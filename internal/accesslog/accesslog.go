@@ -1,4 +1,4 @@
-package supervisor
+package accesslog
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 
 // AccessLog wraps h to write one line per request to w in the Combined
 // Log Format that web servers use.
-func AccessLog(w io.Writer, h http.Handler) http.Handler {
+func Handler(w io.Writer, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: rw, status: http.StatusOK}
 		start := time.Now()

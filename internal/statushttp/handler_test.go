@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
-	"github.com/magnet-fcgi/magnet/supervisor/status"
+	"github.com/magnet-fcgi/magnet/internal/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/status"
 )
 
 func testPool(t *testing.T) *status.Pool {

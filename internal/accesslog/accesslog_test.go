@@ -1,4 +1,4 @@
-package supervisor
+package accesslog
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 
 func TestAccessLog(t *testing.T) {
 	var log bytes.Buffer
-	h := AccessLog(&log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Handler(&log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
 		io.WriteString(w, "hello")
 	}))

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/scoreboard"
 )
 
 // listen makes a listening socket with a known backlog, as the master does.

@@ -1,4 +1,4 @@
-package supervisor
+package daemon
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/magnet-fcgi/magnet/supervisor/socket"
+	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
 // DaemonEnv marks a process started by StartDaemon. Go cannot fork, so

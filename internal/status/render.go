@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/scoreboard"
 )
 
 // The formats of the status page.

@@ -7,7 +7,7 @@ import (
 	"bytes"
 	"net/http"
 
-	"github.com/magnet-fcgi/magnet/supervisor/status"
+	"github.com/magnet-fcgi/magnet/internal/status"
 )
 
 // Handler serves p's status page at /status (the format chosen by the

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/magnet-fcgi/magnet/supervisor/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/scoreboard"
 )
 
 // Pool is what the master knows about its pool. Update copies it onto the
