@@ -3,10 +3,13 @@ module github.com/magnet-fcgi/magnet
 go 1.26.8
 
 require (
-	github.com/aarzilli/golua v0.0.0-20250217091409-248753f411c4 // indirect
+	github.com/aarzilli/golua v0.0.0-20250217091409-248753f411c4
+	github.com/urfave/cli/v2 v2.27.7
+	golang.org/x/sys v0.50.0
+)
+
+require (
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
-	github.com/urfave/cli/v2 v2.27.7 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 )
