@@ -16,7 +16,6 @@ import (
 
 	"github.com/magnet-fcgi/magnet/internal/daemon"
 	"github.com/magnet-fcgi/magnet/internal/socket"
-	"github.com/magnet-fcgi/magnet/supervisor"
 )
 
 // serve is the command's action: check the flags, open the pid file, bind
@@ -205,55 +204,16 @@ func serve(c *cli.Context) (err error) {
 	}()
 	defer sock.Close()
 
-	env := workerEnv(os.Environ(), o, inherited)
-	cfg := supervisor.Config{
-		Path:         path,
-		Argv:         o.argv,
-		Env:          env,
-		Dir:          o.dir,
-		Chroot:       o.chroot,
-		Credential:   workerID.Credential(),
-		Workers:      workers,
-		DrainTimeout: o.drain,
-		Socket:       sock,
-		Logger:       log,
-		Ready:        ready,
-		Reopen: func() {
-			if logFile != nil {
-				if err := logFile.Reopen(); err != nil {
-					log.Error("reopening log file", "err", err)
-				}
-			}
-		},
-	}
-	if o.chroot != "" && cfg.Dir == "" {
-		cfg.Dir = "/"
-	}
-	fronts, err := startFronts(o, &cfg, log)
-	if err != nil {
-		return err
-	}
-	defer fronts.close()
-	stopFronts := cfg.Stopping
-	cfg.Stopping = func() {
-		// New clients fail at once rather than wait for workers that stop.
-		if err := sock.Unlink(); err != nil {
-			log.Warn("removing socket", "err", err)
-		}
-		if stopFronts != nil {
-			stopFronts()
-		}
-	}
-	sup, err := supervisor.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := sup.Run(); err != nil {
-		log.Error("supervisor", "err", err)
-		return err
-	}
-	log.Info("magnetd stopped")
-	return nil
+	return runPool(o, poolConfig{
+		path:      path,
+		workerID:  workerID,
+		workers:   workers,
+		inherited: inherited,
+		sock:      sock,
+		log:       log,
+		logFile:   logFile,
+		ready:     ready,
+	})
 }
 
 // workerEnv is the workers' environment: magnetd's own, without what
