@@ -4,7 +4,7 @@ GO       ?= go
 LUA      ?= lua5.1
 TAGS     := $(if $(filter luajit,$(LUA)),-tags luajit,)
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -ldflags "-X main.version=$(VERSION)"
+LDFLAGS  := -ldflags "-X github.com/magnet-fcgi/magnet/internal/version.Version=$(VERSION)"
 ADDR     ?= 127.0.0.1:8080
 
 # Packages without cgo, race-tested.

@@ -23,17 +23,15 @@ import (
 	"github.com/magnet-fcgi/magnet/internal/scoreboard"
 	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/internal/status"
+	"github.com/magnet-fcgi/magnet/internal/version"
 	"github.com/magnet-fcgi/magnet/worker"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	app := &cli.App{
 		Name:      "magnet-worker",
 		Usage:     "serve Lua scripts over FastCGI",
-		Version:   version,
+		Version:   version.String(),
 		ArgsUsage: " ",
 		Description: "Without --listen, fd 0 must be a listening socket (as lighttpd's bin-path and spawn-fcgi provide).\n" +
 			"SIGTERM, SIGINT and SIGUSR1 stop gracefully: the request in progress finishes first.",

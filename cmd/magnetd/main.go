@@ -11,12 +11,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/magnet-fcgi/magnet/internal/version"
 	"github.com/urfave/cli/v2"
 )
-
-// version is the magnetd version, set at link time with
-// -ldflags "-X main.version=...".
-var version = "0.1.0"
 
 // exitFailure is spawn-fcgi's exit code for every error.
 const exitFailure = 255
@@ -69,7 +66,7 @@ func newApp() *cli.App {
 		Name:                   "magnetd",
 		Usage:                  "prefork FastCGI supervisor for magnet workers; a drop-in for spawn-fcgi",
 		UsageText:              "magnetd [options] [-- <fcgiapp> [fcgi app arguments]]",
-		Version:                version,
+		Version:                version.String(),
 		Description:            description,
 		HideHelpCommand:        true,
 		UseShortOptionHandling: true,

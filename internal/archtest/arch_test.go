@@ -89,6 +89,7 @@ func TestImportRules(t *testing.T) {
 		"internal/accesslog":  {},
 		"internal/daemon":     {"internal/socket"},
 		"internal/testutil":   {},
+		"internal/version":    {},
 	}
 	imports := projectImports(t)
 	for pkg, rule := range allowed {
