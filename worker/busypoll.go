@@ -39,9 +39,8 @@ func (s *Server) busyRead(c *conn) (int, unix.Errno) {
 // busyWait polls the epoll set without blocking for up to Config.BusyPoll
 // after an answer; 0 events and errno 0 mean nothing came. A worker
 // holding several connections does not poll: its next request is rarely
-// far off, and when workers share a CPU its polling took the time of a
-// busier one (p99 at 8 keep-alive connections over 2 workers on one CPU
-// went from 0.4 to 1.5 ms).
+// far off, and when workers share a CPU its polling takes the time of a
+// busier one, which shows in the pool's tail latency (BENCHMARKS.md).
 func (s *Server) busyWait() (int, unix.Errno) {
 	if !s.busy || s.nconns > 1 {
 		return 0, 0

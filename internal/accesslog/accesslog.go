@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// AccessLog wraps h to write one line per request to w in the Combined
+// Handler wraps h to write one line per request to w in the Combined
 // Log Format that web servers use.
 func Handler(w io.Writer, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
