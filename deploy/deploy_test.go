@@ -3,14 +3,13 @@ package deploy
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,15 +56,6 @@ func needRoot(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root")
 	}
-}
-
-func needCommand(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s is not installed: %v", name, err)
-	}
-	return p
 }
 
 // deployFile reads a file of deploy/ and replaces strings in it; each old
@@ -117,16 +107,6 @@ func poll(timeout time.Duration, f func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // get fetches url and returns the body of a 200 answer.
@@ -183,52 +163,23 @@ func fcgiGet(network, addr, script string) (string, error) {
 	return string(body), err
 }
 
-// load sends requests over fresh connections from several goroutines
-// until stop; every failure counts.
-type load struct {
-	mu       sync.Mutex
-	ok, fail int
-	errs     []string
-	stopc    chan struct{}
-	wg       sync.WaitGroup
+// fcgiLoad keeps n clients sending requests for script over fresh
+// connections until stopped; any answer but want counts as a failure.
+func fcgiLoad(network, addr, script, want string, n int) *testutil.Load {
+	return testutil.StartLoad(n, func() error {
+		body, err := fcgiGet(network, addr, script)
+		if err == nil && body != want {
+			err = fmt.Errorf("body %q", body)
+		}
+		return err
+	})
 }
 
-func startLoad(network, addr, script, want string, n int) *load {
-	l := &load{stopc: make(chan struct{})}
-	for range n {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stopc:
-					return
-				default:
-				}
-				body, err := fcgiGet(network, addr, script)
-				if err == nil && body != want {
-					err = fmt.Errorf("body %q", body)
-				}
-				l.mu.Lock()
-				if err != nil {
-					l.fail++
-					if len(l.errs) < 5 {
-						l.errs = append(l.errs, err.Error())
-					}
-				} else {
-					l.ok++
-				}
-				l.mu.Unlock()
-			}
-		}()
-	}
-	return l
-}
-
-func (l *load) stop() string {
-	close(l.stopc)
-	l.wg.Wait()
-	return fmt.Sprintf("ok=%d failed=%d errors=%q", l.ok, l.fail, l.errs)
+// newWorkers reports whether master runs n magnet-workers and none of old:
+// a reload is over.
+func newWorkers(master int, old []int, n int) bool {
+	now := testutil.Children(master, "magnet-worker")
+	return len(now) == n && !slices.ContainsFunc(now, func(p int) bool { return slices.Contains(old, p) })
 }
 
 func readPID(t *testing.T, path string) int {

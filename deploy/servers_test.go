@@ -30,9 +30,9 @@ include %q
 // TestLighttpdBinPath runs lighttpd with bin-path = magnetd and max-procs =
 // 2: it serves 123.lua, and lighttpd restarts a magnetd that is killed.
 func TestLighttpdBinPath(t *testing.T) {
-	lighttpd := needCommand(t, "lighttpd")
+	lighttpd := testutil.LookPath(t, "lighttpd", "lighttpd")
 	needWorker(t)
-	dir, root, port := t.TempDir(), docroot(t), freePort(t)
+	dir, root, port := t.TempDir(), docroot(t), testutil.FreePort(t)
 	snippet := deployFile(t, "lighttpd-bin-path.conf",
 		"/usr/local/bin/magnetd --docroot /var/www/html", magnetdBin+" --docroot "+root,
 		`"PHP_FCGI_CHILDREN" => "4"`, `"PHP_FCGI_CHILDREN" => "2"`,
@@ -113,9 +113,9 @@ func TestLighttpdBinPath(t *testing.T) {
 
 // TestLighttpdSocket runs lighttpd against a magnetd started on its own.
 func TestLighttpdSocket(t *testing.T) {
-	lighttpd := needCommand(t, "lighttpd")
+	lighttpd := testutil.LookPath(t, "lighttpd", "lighttpd")
 	needWorker(t)
-	dir, root, port := t.TempDir(), docroot(t), freePort(t)
+	dir, root, port := t.TempDir(), docroot(t), testutil.FreePort(t)
 	sock := filepath.Join(dir, "magnet.sock")
 	daemon(t, magnetdBin, "-n", "-s", sock, "-F", "2", "--docroot", root)
 	snippet := deployFile(t, "lighttpd-socket.conf", "/run/magnet/magnet.sock", sock)
@@ -126,10 +126,10 @@ func TestLighttpdSocket(t *testing.T) {
 
 // TestNginx runs nginx with the example server block in front of magnetd.
 func TestNginx(t *testing.T) {
-	nginx := needCommand(t, "nginx")
+	nginx := testutil.LookPath(t, "nginx", "nginx-light")
 	needWorker(t)
 	needRoot(t)
-	dir, root, port := t.TempDir(), docroot(t), freePort(t)
+	dir, root, port := t.TempDir(), docroot(t), testutil.FreePort(t)
 	sock := filepath.Join(dir, "magnet.sock")
 	m := daemon(t, magnetdBin, "-n", "-s", sock, "-F", "2", "--docroot", root)
 	snippet := deployFile(t, "nginx-magnet.conf",
@@ -165,32 +165,25 @@ http {
 
 	// A reload of magnetd under nginx's kept-alive connections loses
 	// nothing: nginx retries a cached connection that was closed.
-	stop := make(chan struct{})
-	res := make(chan string)
-	go func() {
-		ok, bad := 0, []string{}
-		for {
-			select {
-			case <-stop:
-				res <- fmt.Sprintf("ok=%d failed=%d %q", ok, len(bad), bad)
-				return
-			default:
-			}
-			if body, err := get(url); err != nil || body != "123" {
-				bad = append(bad, fmt.Sprint(body, err))
-			} else {
-				ok++
-			}
+	l := testutil.StartLoad(1, func() error {
+		body, err := get(url)
+		if err == nil && body != "123" {
+			err = fmt.Errorf("body %q", body)
 		}
-	}()
-	time.Sleep(500 * time.Millisecond)
+		return err
+	})
+	defer l.Stop()
+	l.WaitAnswered(t, 20, 30*time.Second)
+	old := testutil.Children(m.Process.Pid, "magnet-worker")
 	m.Process.Signal(syscall.SIGHUP)
-	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	r := <-res
-	t.Logf("through nginx during a reload: %s", r)
-	if _, err := fmt.Sscanf(r, "ok=%d failed=0", new(int)); err != nil {
-		t.Errorf("requests failed during the reload: %s", r)
+	if !poll(30*time.Second, func() bool { return newWorkers(m.Process.Pid, old, 2) }) {
+		t.Errorf("no new workers after SIGHUP: %v (before: %v)", testutil.Children(m.Process.Pid, "magnet-worker"), old)
+	}
+	l.WaitAnswered(t, l.Answered()+20, 30*time.Second) // and through the new workers
+	ok, failed, errs := l.Stop()
+	t.Logf("through nginx during a reload: ok=%d failed=%d %q", ok, failed, errs)
+	if failed != 0 {
+		t.Errorf("requests failed during the reload: %d, %q", failed, errs)
 	}
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatal(err)

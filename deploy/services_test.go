@@ -148,26 +148,23 @@ func TestInitScript(t *testing.T) {
 		t.Fatal("magnetd does not answer after start")
 	}
 
-	old := testutil.Children(pid, "magnet-worker")
-	l := startLoad("unix", sock, script123, "123", 4)
-	time.Sleep(500 * time.Millisecond)
+	l := fcgiLoad("unix", sock, script123, "123", 4)
+	defer l.Stop()
+	l.WaitAnswered(t, 20, 30*time.Second)
 	for _, action := range []string{"reload", "force-reload"} {
+		old := testutil.Children(pid, "magnet-worker")
 		if out, code := initd(action); code != 0 {
 			t.Errorf("%s: %d %q", action, code, out)
 		}
-		time.Sleep(700 * time.Millisecond)
+		if !poll(30*time.Second, func() bool { return newWorkers(pid, old, 2) }) {
+			t.Errorf("%s: no new workers: %v (before: %v)", action, testutil.Children(pid, "magnet-worker"), old)
+		}
+		l.WaitAnswered(t, l.Answered()+20, 30*time.Second) // served by the new workers
 	}
-	if !poll(30*time.Second, func() bool {
-		now := testutil.Children(pid, "magnet-worker")
-		return len(now) == 2 && !slices.ContainsFunc(now, func(p int) bool { return slices.Contains(old, p) })
-	}) {
-		t.Errorf("no new workers after reload")
-	}
-	time.Sleep(300 * time.Millisecond)
-	res := l.stop()
-	t.Logf("load during reload: %s", res)
-	if l.fail != 0 || l.ok == 0 {
-		t.Errorf("requests failed during reload: %s", res)
+	ok, failed, errs := l.Stop()
+	t.Logf("load during reload: ok=%d failed=%d %q", ok, failed, errs)
+	if failed != 0 || ok == 0 {
+		t.Errorf("requests failed during reload: ok=%d failed=%d %q", ok, failed, errs)
 	}
 
 	if out, code := initd("restart"); code != 0 {
@@ -195,7 +192,7 @@ func TestInitScript(t *testing.T) {
 // TestLogrotate rotates magnetd's log with the snippet: the postrotate
 // SIGUSR1 makes magnetd write to the new file.
 func TestLogrotate(t *testing.T) {
-	logrotate := needCommand(t, "logrotate")
+	logrotate := testutil.LookPath(t, "logrotate", "logrotate")
 	needRoot(t)
 	dir := t.TempDir()
 	logFile, pidFile, sock := filepath.Join(dir, "magnetd.log"), filepath.Join(dir, "magnetd.pid"), filepath.Join(dir, "m.sock")
