@@ -29,7 +29,7 @@ type lighttpd struct {
 // processes run.
 func startLighttpd(t *testing.T, worker string) *lighttpd {
 	t.Helper()
-	needBinary(t, lighttpdBin, "lighttpd")
+	testutil.LookPath(t, lighttpdBin, "lighttpd")
 	c := serverConfig{Dir: t.TempDir(), DocRoot: makeDocroot(t), Worker: worker}
 	p, port := startOnFreePort(t, func(port int) *proc {
 		c.Port = port

@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -56,14 +55,5 @@ func needWorker(t *testing.T) {
 	t.Helper()
 	if workerErr != nil {
 		t.Fatalf("magnet-worker is needed and did not build: %v", workerErr)
-	}
-}
-
-// needBinary fails the test, naming the Debian package to install, when
-// path is not an executable file.
-func needBinary(t *testing.T, path, debianPackage string) {
-	t.Helper()
-	if _, err := exec.LookPath(path); err != nil {
-		t.Fatalf("%s is needed: apt-get install -y %s (%v)", path, debianPackage, err)
 	}
 }

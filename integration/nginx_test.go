@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 const nginxBin = "/usr/sbin/nginx"
@@ -27,7 +29,7 @@ type nginx struct {
 // nginx -p <tmp> in front of it, and waits until both accept connections.
 func startNginx(t *testing.T, app string, args ...string) *nginx {
 	t.Helper()
-	needBinary(t, nginxBin, "nginx-light")
+	testutil.LookPath(t, nginxBin, "nginx-light")
 	dir := t.TempDir()
 	c := serverConfig{Dir: dir, DocRoot: makeDocroot(t), Socket: filepath.Join(dir, "w.sock")}
 	a := startProc(t, app, append(args, "--listen", c.Socket), nil)

@@ -170,12 +170,12 @@ func waitDial(t *testing.T, p *proc, network, address string) {
 
 // startOnFreePort starts a server on a free loopback TCP port: start gets
 // the port and returns the process. When another process takes the port
-// between freePort and the server's bind, the server exits and is started
+// between testutil.FreePort and the server's bind, the server exits and is started
 // again on another port.
 func startOnFreePort(t *testing.T, start func(port int) *proc) (*proc, int) {
 	t.Helper()
 	for try := 1; ; try++ {
-		port := freePort(t)
+		port := testutil.FreePort(t)
 		p := start(port)
 		err := tryDial(p, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
@@ -187,17 +187,6 @@ func startOnFreePort(t *testing.T, start func(port int) *proc) (*proc, int) {
 		}
 		t.Fatalf("%v\n%s", err, p.out.String())
 	}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // rssKiB returns VmRSS of pid in KiB.

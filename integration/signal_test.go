@@ -109,6 +109,7 @@ func TestSignalUnderBusyPoll(t *testing.T) {
 	w := startWorker(t, "MAGNET_BUSY_POLL=1ms")
 	c := w.dial(t)
 	stop := make(chan struct{})
+	flowing := make(chan struct{}) // closed once requests come back to back
 	answered := make(chan int, 1)
 	go func() {
 		n := 0
@@ -128,9 +129,18 @@ func TestSignalUnderBusyPoll(t *testing.T) {
 				return
 			}
 			n++
+			if n == 200 {
+				close(flowing)
+			}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-flowing:
+	case n := <-answered:
+		t.Fatalf("the client stopped after %d requests, before the signal", n)
+	case <-time.After(exitTimeout):
+		t.Fatal("requests do not flow")
+	}
 	start := time.Now()
 	if err := syscall.Kill(w.proc.pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ const spawnFCGIBin = "/usr/bin/spawn-fcgi"
 // combined with -F), so the test kills the children itself.
 func spawnFCGI(t *testing.T, app string) (socket string, pids []int) {
 	t.Helper()
-	needBinary(t, spawnFCGIBin, "spawn-fcgi")
+	testutil.LookPath(t, spawnFCGIBin, "spawn-fcgi")
 	dir := t.TempDir()
 	socket = filepath.Join(dir, "sf.sock")
 	pidFile := filepath.Join(dir, "sf.pid")

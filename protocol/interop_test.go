@@ -3,21 +3,19 @@ package protocol
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // TestCgiFcgiClient serves libfcgi's own client, cgi-fcgi (Debian package
 // libfcgi-bin), which sends its environment as params and its stdin as body.
 func TestCgiFcgiClient(t *testing.T) {
-	path, err := exec.LookPath("cgi-fcgi")
-	if err != nil {
-		t.Skip("cgi-fcgi not installed (Debian package libfcgi-bin)")
-	}
+	path := testutil.LookPath(t, "cgi-fcgi", "libfcgi-bin")
 	s := startServer(t, Limits{}, echo)
 	body := strings.Repeat("0123456789", 10000)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -48,13 +46,8 @@ func TestCgiFcgiClient(t *testing.T) {
 // (testdata/libfcgi_echo.c, Debian package libfcgi-dev), started the way
 // web servers start FastCGI applications: the listen socket on fd 0.
 func TestLibfcgiServer(t *testing.T) {
-	if _, err := os.Stat("/usr/include/fcgiapp.h"); err != nil {
-		t.Skip("libfcgi-dev not installed")
-	}
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("no C compiler")
-	}
+	testutil.NeedFile(t, "/usr/include/fcgiapp.h", "libfcgi-dev")
+	cc := testutil.LookPath(t, "cc", "gcc")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "echo")
 	if out, err := exec.Command(cc, "-o", bin, "testdata/libfcgi_echo.c", "-lfcgi").CombinedOutput(); err != nil {
