@@ -124,7 +124,10 @@ func (c *Cache) Lookup(path []byte) (luabind.Chunk, error) {
 	return c.load(string(path), e, now)
 }
 
-// statPath stats path into c.stat without allocating.
+// statPath stats path into c.stat without allocating. newfstatat is the
+// fstatat of every 64-bit Linux, amd64 and arm64 included, under its own
+// number on each (the standard syscall package calls arm64's SYS_FSTATAT);
+// 32-bit ones have only fstatat64, with another struct.
 func (c *Cache) statPath(path []byte) unix.Errno {
 	if len(path) == 0 || len(path) >= 4096 {
 		return unix.ENOENT

@@ -46,14 +46,15 @@ func rawAccept(fd int) (int, unix.Errno) {
 	return int(n), e
 }
 
+// epollWait waits up to msec for events on epfd.
 func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, unix.Errno) {
-	n, _, e := unix.Syscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
+	n, _, e := unix.Syscall6(sysEpollWait, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
 	return int(n), e
 }
 
 // epollPoll reads ready events without waiting.
 func epollPoll(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	n, _, e := unix.RawSyscall6(sysEpollWait, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	return int(n), e
 }
 
