@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,11 +13,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/magnet-fcgi/magnet/internal/daemon"
-	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
 // serve is the command's action: check the flags, open the pid file, bind
-// or inherit the socket, daemonize unless told not to, and supervise.
+// or inherit the socket, daemonize unless told not to, and supervise. Each
+// step removes what it made when a later one fails.
 func serve(c *cli.Context) (err error) {
 	// A reload or log reopen that comes before the workers run (say, right
 	// after the pid file appears) must not kill the master; the supervisor
@@ -33,18 +31,58 @@ func serve(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	detached := daemon.IsDaemon()
+	detached := daemon.IsChild()
+	logFile, log, err := openLog(o, detached)
+	if err != nil {
+		return err
+	}
+	if logFile != nil {
+		defer logFile.Close()
+	}
+	workerID, sockID, err := identities(o, detached)
+	if err != nil {
+		return err
+	}
+	l, err := openListener(o, sockID, detached)
+	if err != nil {
+		return err
+	}
+	if !o.noFork && !l.inherited && !detached {
+		exe, err := os.Executable()
+		if err != nil {
+			l.abandon()
+			return fmt.Errorf("daemonizing: %w", err)
+		}
+		return l.handOff(exe, os.Args, logFile)
+	}
+	defer func() { l.close(err, log) }()
+	if err := l.pid.write(os.Getpid()); err != nil {
+		return err
+	}
+	return runPool(o, poolConfig{
+		path:      path,
+		workerID:  workerID,
+		workers:   workerCount(o, l.inherited),
+		inherited: l.inherited,
+		sock:      l.sock,
+		log:       log,
+		logFile:   logFile,
+		ready:     l.ready(),
+	})
+}
 
-	// Logging.
+// openLog opens --log-file, or logs to stderr without one, and prints the
+// warnings about the flags (a daemon child's parent printed them).
+func openLog(o *options, detached bool) (*daemon.LogFile, *slog.Logger, error) {
 	var (
 		logw    io.Writer = os.Stderr
 		logFile *daemon.LogFile
 	)
 	if o.logFile != "" {
+		var err error
 		if logFile, err = daemon.OpenLogFile(o.logFile); err != nil {
-			return fmt.Errorf("--log-file: %w", err)
+			return nil, nil, fmt.Errorf("--log-file: %w", err)
 		}
-		defer logFile.Close()
 		logw = logFile
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: o.logLevel}))
@@ -53,15 +91,19 @@ func serve(c *cli.Context) (err error) {
 			fmt.Fprintf(os.Stderr, "magnetd: warning: %s\n", w)
 		}
 	}
+	return logFile, log, nil
+}
 
-	// Users and groups (root only; parseOptions cleared them otherwise).
-	workerID, err := daemon.LookupIdentity(o.user, o.group)
+// identities looks up the workers' user and group (-u/-g) and the socket's
+// owner (-U/-G, defaulting to the workers'). Both are zero unless root.
+func identities(o *options, detached bool) (workerID, sockID daemon.Identity, err error) {
+	workerID, err = daemon.LookupIdentity(o.user, o.group)
 	if err != nil {
-		return fmt.Errorf("-u/-g: %w", err)
+		return workerID, sockID, fmt.Errorf("-u/-g: %w", err)
 	}
-	sockID, err := daemon.LookupIdentity(o.sockUser, o.sockGroup)
+	sockID, err = daemon.LookupIdentity(o.sockUser, o.sockGroup)
 	if err != nil {
-		return fmt.Errorf("-U/-G: %w", err)
+		return workerID, sockID, fmt.Errorf("-U/-G: %w", err)
 	}
 	if workerID.UID != 0 && workerID.GID == 0 && !detached {
 		fmt.Fprintf(os.Stderr, "magnetd: warning: couldn't find the group of uid %d and no group was given, so only the user privileges will be dropped\n", workerID.UID)
@@ -72,154 +114,25 @@ func serve(c *cli.Context) (err error) {
 	if sockID.GID == 0 {
 		sockID.GID = workerID.GID
 	}
+	return workerID, sockID, nil
+}
 
-	// The socket: inherited from a daemonizing parent, bound, inherited on
-	// fd 0 from a web server, or private for --http alone.
-	var (
-		sock      *socket.Socket
-		pidFile   *daemon.PIDFile
-		notify    func(error) // a daemon's report to its parent
-		ready     func()
-		inherited bool
-		tempDir   string
-	)
-	bindPath := o.socketPath
-	if bindPath != "" && o.chroot != "" && !o.sockBeforeChroot {
-		bindPath = filepath.Join(o.chroot, bindPath)
+// workerCount is -F; on a socket inherited on fd 0 without -F it is
+// $PHP_FCGI_CHILDREN, else 1, as a web server that spawns PHP means it.
+func workerCount(o *options, inherited bool) int {
+	if !inherited || o.workersSet {
+		return o.workers
 	}
-	switch {
-	case detached:
-		owned := bindPath
-		sock, notify, err = daemon.DaemonSocket(owned)
-		if err != nil {
-			return err
-		}
-		ready = func() { notify(nil) }
-		defer func() {
-			if err != nil {
-				notify(err) // the parent reports it and exits 255
-			}
-		}()
-		if owned == "" && o.port == 0 && sock.Network == "unix" {
-			// The parent made a private socket for --http.
-			tempDir = filepath.Dir(sock.Addr)
-			sock.SetOwned(sock.Addr)
-		}
-	case o.socketPath != "" || o.port != 0 || !socket.IsListener(0) && o.httpAddr != "":
-		if o.pidFile != "" {
-			if pidFile, err = daemon.OpenPIDFile(o.pidFile); err != nil {
-				return fmt.Errorf("-P/--pid-file: %w", err)
-			}
-		}
-		lc := socket.ListenConfig{Path: bindPath, Addr: o.addr, Port: o.port, Mode: o.mode, UID: sockID.UID, GID: sockID.GID, Backlog: o.backlog}
-		if bindPath == "" && o.port == 0 {
-			if tempDir, err = os.MkdirTemp("", "magnetd-"); err != nil {
-				pidFile.Abandon()
-				return fmt.Errorf("--http: %w", err)
-			}
-			// Only the master connects; the workers accept on fd 0.
-			lc.Path, lc.Mode, lc.UID, lc.GID = filepath.Join(tempDir, "fcgi.sock"), 0o600, 0, 0
-		}
-		if sock, err = socket.Listen(lc); err != nil {
-			if pidFile != nil {
-				pidFile.Abandon()
-			}
-			if tempDir != "" {
-				os.RemoveAll(tempDir)
-			}
-			return err
-		}
-	case socket.IsListener(0):
-		if sock, err = socket.FileSocket(0, ""); err != nil {
-			return err
-		}
-		inherited = true
-		if o.pidFile != "" {
-			if pidFile, err = daemon.OpenPIDFile(o.pidFile); err != nil {
-				return fmt.Errorf("-P/--pid-file: %w", err)
-			}
-		}
-	default:
-		return errors.New("no socket given (use either -p or -s, or start with a listening socket on fd 0)")
+	if n, err := strconv.Atoi(os.Getenv("PHP_FCGI_CHILDREN")); err == nil && n > 0 {
+		return n
 	}
-	defer func() {
-		if tempDir != "" {
-			os.RemoveAll(tempDir)
-		}
-	}()
-
-	workers := o.workers
-	if inherited && !o.workersSet {
-		workers = 1
-		if n, err := strconv.Atoi(os.Getenv("PHP_FCGI_CHILDREN")); err == nil && n > 0 {
-			workers = n
-		}
-	}
-
-	// Daemonize: the first process exits once the daemon's workers run.
-	if !o.noFork && !inherited && !detached {
-		var stderr *os.File
-		if logFile != nil {
-			stderr = logFile.File()
-		}
-		d, err := daemon.StartDaemon(sock, stderr)
-		if err != nil {
-			pidFile.Abandon()
-			sock.Close()
-			return err
-		}
-		if pidFile != nil {
-			if err := pidFile.Write(d.PID()); err != nil {
-				fmt.Fprintf(os.Stderr, "magnetd: -P/--pid-file: %v\n", err)
-			}
-		}
-		sock.File.Close() // the daemon owns the socket now
-		if err := d.Wait(); err != nil {
-			if pidFile != nil {
-				daemon.RemovePIDFile(pidFile.Path, d.PID())
-			}
-			sock.Unlink()
-			return err
-		}
-		tempDir = "" // the daemon removes it
-		fmt.Printf("magnetd: master started successfully: PID: %d\n", d.PID())
-		if logFile == nil {
-			fmt.Fprintln(os.Stderr, "magnetd: note: no --log-file, so the daemon's log is discarded (or use -n)")
-		}
-		return nil
-	}
-	if pidFile != nil {
-		if err := pidFile.Write(os.Getpid()); err != nil {
-			sock.Close()
-			return fmt.Errorf("-P/--pid-file: %w", err)
-		}
-	}
-	pidPath := o.pidFile
-	defer func() {
-		if pidPath != "" {
-			if err := daemon.RemovePIDFile(pidPath, os.Getpid()); err != nil {
-				log.Warn("removing pid file", "err", err)
-			}
-		}
-	}()
-	defer sock.Close()
-
-	return runPool(o, poolConfig{
-		path:      path,
-		workerID:  workerID,
-		workers:   workers,
-		inherited: inherited,
-		sock:      sock,
-		log:       log,
-		logFile:   logFile,
-		ready:     ready,
-	})
+	return 1
 }
 
 // workerEnv is the workers' environment: magnetd's own, without what
 // magnetd consumed, with -C and --max-requests applied.
 func workerEnv(base []string, o *options, inherited bool) []string {
-	drop := map[string]bool{daemon.DaemonEnv: true, "MAGNET_SCOREBOARD": true}
+	drop := map[string]bool{daemon.EnvVar: true, "MAGNET_SCOREBOARD": true}
 	if o.phpChildren >= 0 || inherited {
 		drop["PHP_FCGI_CHILDREN"] = true
 	}

@@ -13,32 +13,29 @@ import (
 	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
-// DaemonEnv marks a process started by StartDaemon. Go cannot fork, so
-// magnetd daemonizes by starting itself again, detached, with the listen
-// socket on fd 3 and a readiness pipe on fd 4.
-const DaemonEnv = "MAGNETD_DAEMON"
+// EnvVar marks a process started by Start. Go cannot fork, so magnetd
+// daemonizes by starting itself again, detached, with the listen socket on
+// fd 3 and a readiness pipe on fd 4.
+const EnvVar = "MAGNETD_DAEMON"
 
 const (
-	daemonSocketFD = 3
-	daemonReadyFD  = 4
+	socketFD = 3
+	readyFD  = 4
 )
 
-// Daemon is a detached copy of the running program started by StartDaemon.
-type Daemon struct {
+// Process is a detached program started by Start, seen from its parent.
+type Process struct {
 	pid   int
 	cmd   *exec.Cmd
 	ready *os.File
 }
 
-// StartDaemon starts the running executable again with the same arguments
-// in a new session, with stdin and stdout on /dev/null and stderr on
+// Start starts the program at path with args (args[0] included) in a new
+// session, with EnvVar set, stdin and stdout on /dev/null and stderr on
 // stderr (or /dev/null when nil). The socket is passed on; the child finds
-// it with DaemonSocket.
-func StartDaemon(sock *socket.Socket, stderr *os.File) (*Daemon, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("daemonizing: %w", err)
-	}
+// it with InheritedSocket. To daemonize, path is os.Executable() and args
+// os.Args: the running program starts again.
+func Start(path string, args []string, sock *socket.Socket, stderr *os.File) (*Process, error) {
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("daemonizing: %w", err)
@@ -53,9 +50,9 @@ func StartDaemon(sock *socket.Socket, stderr *os.File) (*Daemon, error) {
 	}
 	defer w.Close()
 	cmd := &exec.Cmd{
-		Path:        exe,
-		Args:        os.Args,
-		Env:         append(os.Environ(), DaemonEnv+"=1"),
+		Path:        path,
+		Args:        args,
+		Env:         append(os.Environ(), EnvVar+"=1"),
 		Stdin:       null,
 		Stdout:      null,
 		Stderr:      stderr,
@@ -66,16 +63,16 @@ func StartDaemon(sock *socket.Socket, stderr *os.File) (*Daemon, error) {
 		r.Close()
 		return nil, fmt.Errorf("daemonizing: %w", err)
 	}
-	return &Daemon{pid: cmd.Process.Pid, cmd: cmd, ready: r}, nil
+	return &Process{pid: cmd.Process.Pid, cmd: cmd, ready: r}, nil
 }
 
 // PID is the daemon's process id.
-func (d *Daemon) PID() int { return d.pid }
+func (d *Process) PID() int { return d.pid }
 
 // Wait returns nil once the daemon reported that its workers started, or an
 // error when it failed or exited before that. The daemon keeps running
 // after Wait.
-func (d *Daemon) Wait() error {
+func (d *Process) Wait() error {
 	defer d.ready.Close()
 	b, _ := io.ReadAll(d.ready)
 	msg := string(b)
@@ -93,18 +90,24 @@ func (d *Daemon) Wait() error {
 	return errors.New("daemon exited before it was ready (see the log)")
 }
 
-// IsDaemon reports whether this process was started by StartDaemon.
-func IsDaemon() bool { return os.Getenv(DaemonEnv) != "" }
+// IsChild reports whether this process was started by Start.
+func IsChild() bool { return os.Getenv(EnvVar) != "" }
 
-// DaemonSocket returns, in a process started by StartDaemon, the socket its
+// InheritedSocket returns, in a process started by Start, the socket its
 // parent bound (owned names the unix socket path to remove at exit) and a
 // function that tells the parent the outcome of the start: nil when the
 // workers run, else the error the parent should report. Only its first
 // call counts.
-func DaemonSocket(owned string) (*socket.Socket, func(error), error) {
-	os.Unsetenv(DaemonEnv)
-	syscall.CloseOnExec(daemonReadyFD)
-	ready := os.NewFile(daemonReadyFD, "ready")
+func InheritedSocket(owned string) (*socket.Socket, func(error), error) {
+	os.Unsetenv(EnvVar)
+	return inheritedSocket(socketFD, readyFD, owned)
+}
+
+// inheritedSocket is InheritedSocket with the descriptors as arguments, so
+// that a test can pass its own.
+func inheritedSocket(sockFD, readyFD int, owned string) (*socket.Socket, func(error), error) {
+	syscall.CloseOnExec(readyFD)
+	ready := os.NewFile(uintptr(readyFD), "ready")
 	var once sync.Once
 	notify := func(err error) {
 		once.Do(func() {
@@ -116,7 +119,7 @@ func DaemonSocket(owned string) (*socket.Socket, func(error), error) {
 			ready.Close()
 		})
 	}
-	sock, err := socket.FileSocket(daemonSocketFD, owned)
+	sock, err := socket.FileSocket(sockFD, owned)
 	if err != nil {
 		notify(err)
 		return nil, nil, err
