@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sync"
 	"syscall"
 	"time"
@@ -44,22 +43,8 @@ type Config struct {
 
 	// ExtraFiles are passed to every worker from fd 3 on (the scoreboard).
 	ExtraFiles []*os.File
-	// SlotEnv, when set, returns extra environment for the worker in a
-	// scoreboard slot; slots run from 0 to SlotCount(Workers)-1.
-	SlotEnv func(slot int) []string
-	// Started, when set, is called when a worker starts in a slot.
-	Started func(slot, pid int)
-	// Served, when set, reports how many requests the worker in a slot has
-	// served; a worker that exits 0 quickly after serving requests (a
-	// PHP_FCGI_MAX_REQUESTS recycle) then restarts without back-off.
-	Served func(slot int) uint64
-	// Attached, when set, reports whether the worker in a slot has begun
-	// serving. On reload the old generation is then retired only once
-	// every new worker has, or after 10 s.
-	Attached func(slot int) bool
-	// Exited, when set, is called when the worker that ran in a slot has
-	// exited and was reaped.
-	Exited func(slot, pid int)
+	// Board, when set, is the scoreboard the workers report on.
+	Board Board
 	// Stopping, when set, is called once when a stop begins, before the
 	// workers are told to exit.
 	Stopping func()
@@ -67,6 +52,30 @@ type Config struct {
 	Ready func()
 	// Reopen, when set, is called on SIGUSR1 to reopen log files.
 	Reopen func()
+
+	// OS starts and signals the workers and keeps the time; nil is the
+	// real operating system.
+	OS OS
+}
+
+// Board is the pool's view of the scoreboard: one slot per worker, from 0
+// to SlotCount(Workers)-1.
+type Board interface {
+	// Env is the extra environment of the worker in a slot.
+	Env(slot int) []string
+	// Started is called when a worker starts in a slot.
+	Started(slot, pid int)
+	// Served is how many requests the worker in a slot has served; a
+	// worker that exits 0 quickly after serving requests (a
+	// PHP_FCGI_MAX_REQUESTS recycle) then restarts without back-off.
+	Served(slot int) uint64
+	// Attached reports whether the worker in a slot has begun serving. On
+	// reload the old generation is retired only once every new worker
+	// has, or after 10 s.
+	Attached(slot int) bool
+	// Exited is called when the worker that ran in a slot has exited and
+	// was reaped.
+	Exited(slot, pid int)
 }
 
 // SlotCount is the number of scoreboard slots a pool of n workers uses:
@@ -98,20 +107,20 @@ type proc struct {
 type poolSlot struct {
 	pid   int // current worker, 0 when none
 	fails int // quick exits in a row
-	timer *time.Timer
+	timer Timer
 	seq   int // invalidates a fired but not yet run restart timer
 }
 
 type exitEvent struct {
-	p     *proc
-	state *os.ProcessState
-	err   error
+	p    *proc
+	exit Exit
 }
 
 // Supervisor runs the worker pool. Create it with New and call Run.
 type Supervisor struct {
 	cfg    Config
 	log    *slog.Logger
+	os     OS
 	events chan func()
 	exited chan exitEvent
 	done   chan struct{}
@@ -148,9 +157,13 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.OS == nil {
+		cfg.OS = realOS{}
+	}
 	return &Supervisor{
 		cfg:    cfg,
 		log:    cfg.Logger,
+		os:     cfg.OS,
 		events: make(chan func()),
 		exited: make(chan exitEvent),
 		done:   make(chan struct{}),
@@ -164,12 +177,11 @@ func New(cfg Config) (*Supervisor, error) {
 // SIGHUP reloads, SIGUSR1 calls Config.Reopen. It returns an error at once
 // when no worker of the first generation could be started.
 func (s *Supervisor) Run() error {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
+	sigs, stopSignals := s.os.Notify(syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	defer stopSignals()
 	defer close(s.done)
 
-	s.start = time.Now()
+	s.start = s.os.Now()
 	s.log.Info("starting workers", "workers", s.cfg.Workers, "program", s.cfg.Path,
 		"listen", s.cfg.Socket.Network+":"+s.cfg.Socket.Addr)
 	var firstErr error
@@ -277,7 +289,7 @@ func (s *Supervisor) scheduleRestart(i int, d time.Duration) {
 	ps := &s.pool[i]
 	ps.seq++
 	seq := ps.seq
-	ps.timer = time.AfterFunc(d, func() {
+	ps.timer = s.os.AfterFunc(d, func() {
 		s.post(func() {
 			if s.pool[i].seq == seq {
 				s.pool[i].timer = nil
@@ -294,19 +306,12 @@ func (s *Supervisor) reap(ev exitEvent) {
 	s.mu.Lock()
 	delete(s.procs, p.pid)
 	s.mu.Unlock()
-	lived := time.Since(p.started)
-	status := "unknown"
-	clean := false
-	if ev.state != nil {
-		status = ev.state.String()
-		clean = ev.state.Success()
-	} else if ev.err != nil {
-		status = ev.err.Error()
-	}
-	attrs := []any{"pid", p.pid, "index", p.index, "generation", p.gen, "status", status, "uptime", lived.Round(time.Millisecond)}
-	recycled := clean && s.cfg.Served != nil && s.cfg.Served(p.slot) > 0
-	if s.cfg.Exited != nil {
-		s.cfg.Exited(p.slot, p.pid)
+	lived := s.os.Now().Sub(p.started)
+	clean := ev.exit.Success
+	attrs := []any{"pid", p.pid, "index", p.index, "generation", p.gen, "status", ev.exit.Status, "uptime", lived.Round(time.Millisecond)}
+	recycled := clean && s.cfg.Board != nil && s.cfg.Board.Served(p.slot) > 0
+	if s.cfg.Board != nil {
+		s.cfg.Board.Exited(p.slot, p.pid)
 	}
 	ps := &s.pool[p.index]
 	if s.stopping || p.retiring || ps.pid != p.pid {
@@ -350,12 +355,17 @@ func (s *Supervisor) reload() {
 		s.pool[i].pid = 0
 		s.startSlot(i)
 	}
-	gen, since := s.gen, time.Now()
-	time.AfterFunc(s.cfg.ReadyDelay, func() { s.post(func() { s.retireWhenReady(old, gen, since, false) }) })
+	gen, since := s.gen, s.os.Now()
+	s.os.AfterFunc(s.cfg.ReadyDelay, func() { s.post(func() { s.retireWhenReady(old, gen, since, false) }) })
 }
 
-// readyTimeout bounds the wait for a slow new generation on reload.
-const readyTimeout = 10 * time.Second
+const (
+	// readyTimeout bounds the wait for a slow new generation on reload.
+	readyTimeout = 10 * time.Second
+	// readyPoll is how often a reload checks whether the new generation
+	// serves.
+	readyPoll = 20 * time.Millisecond
+)
 
 // retireWhenReady retires the old workers once the new generation gen
 // serves. While no new worker runs at all (a broken program in a crash
@@ -364,25 +374,26 @@ func (s *Supervisor) retireWhenReady(old []*proc, gen int, since time.Time, warn
 	if s.stopping || gen != s.gen {
 		return // stop, or a later reload, retires them
 	}
+	now := s.os.Now()
 	alive, ready := 0, 0
 	for _, p := range s.procs {
 		if p.gen != gen {
 			continue
 		}
 		alive++
-		if time.Since(p.started) >= s.cfg.ReadyDelay && (s.cfg.Attached == nil || s.cfg.Attached(p.slot)) {
+		if now.Sub(p.started) >= s.cfg.ReadyDelay && (s.cfg.Board == nil || s.cfg.Board.Attached(p.slot)) {
 			ready++
 		}
 	}
 	switch {
-	case alive > 0 && (ready == alive || time.Since(since) > readyTimeout):
+	case alive > 0 && (ready == alive || now.Sub(since) > readyTimeout):
 		s.retire(old)
 		return
 	case alive == 0 && !warned:
 		s.log.Error("reload: no new worker is running; the old ones keep serving", "generation", gen)
 		warned = true
 	}
-	time.AfterFunc(20*time.Millisecond, func() { s.post(func() { s.retireWhenReady(old, gen, since, warned) }) })
+	s.os.AfterFunc(readyPoll, func() { s.post(func() { s.retireWhenReady(old, gen, since, warned) }) })
 }
 
 // retire sends SIGTERM to the old workers still running and SIGKILL to
@@ -397,13 +408,13 @@ func (s *Supervisor) retire(old []*proc) {
 		p.retiring = true
 		s.mu.Unlock()
 		left = append(left, p)
-		syscall.Kill(p.pid, syscall.SIGTERM)
+		s.os.Kill(p.pid, syscall.SIGTERM)
 	}
 	if len(left) == 0 {
 		return
 	}
 	s.log.Info("old workers told to finish", "count", len(left), "drain_timeout", s.cfg.DrainTimeout)
-	time.AfterFunc(s.cfg.DrainTimeout, func() { s.post(func() { s.kill(left, "drain timeout") }) })
+	s.os.AfterFunc(s.cfg.DrainTimeout, func() { s.post(func() { s.kill(left, "drain timeout") }) })
 }
 
 // kill sends SIGKILL to the process groups of the listed workers that are
@@ -412,7 +423,7 @@ func (s *Supervisor) kill(ps []*proc, why string) {
 	for _, p := range ps {
 		if s.procs[p.pid] == p {
 			s.log.Warn("killing worker", "pid", p.pid, "reason", why)
-			syscall.Kill(-p.pid, syscall.SIGKILL)
+			s.os.Kill(-p.pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -431,13 +442,13 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 	if s.stopping {
 		// A signal sent to a whole process group (by timeout(1), or by a
 		// terminal) may arrive twice at once; only a later one counts.
-		if sig != syscall.SIGQUIT && time.Since(s.stopAt) > secondSignalGap {
+		if sig != syscall.SIGQUIT && s.os.Now().Sub(s.stopAt) > secondSignalGap {
 			s.kill(all, "second stop signal")
 		}
 		return
 	}
 	s.stopping = true
-	s.stopAt = time.Now()
+	s.stopAt = s.os.Now()
 	for i := range s.pool {
 		s.cancelRestart(i)
 	}
@@ -449,7 +460,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 		s.mu.Lock()
 		p.retiring = true
 		s.mu.Unlock()
-		syscall.Kill(p.pid, syscall.SIGTERM)
+		s.os.Kill(p.pid, syscall.SIGTERM)
 	}
-	time.AfterFunc(s.cfg.DrainTimeout, func() { s.post(func() { s.kill(all, "stop timeout") }) })
+	s.os.AfterFunc(s.cfg.DrainTimeout, func() { s.post(func() { s.kill(all, "stop timeout") }) })
 }

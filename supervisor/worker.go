@@ -3,70 +3,53 @@ package supervisor
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // spawn starts one worker for pool position i in the current generation.
 func (s *Supervisor) spawn(i int) (*proc, error) {
 	slot := i + (s.gen%2)*s.cfg.Workers
 	env := s.cfg.Env
-	if s.cfg.SlotEnv != nil {
-		env = append(env[:len(env):len(env)], s.cfg.SlotEnv(slot)...)
+	if s.cfg.Board != nil {
+		env = append(env[:len(env):len(env)], s.cfg.Board.Env(slot)...)
 	}
-	out, outW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("creating output pipe: %w", err)
-	}
-	cmd := &exec.Cmd{
+	spec := &Spec{
 		Path:       s.cfg.Path,
-		Args:       s.cfg.Argv,
+		Argv:       s.cfg.Argv,
 		Env:        env,
 		Dir:        s.cfg.Dir,
+		Chroot:     s.cfg.Chroot,
+		Credential: s.cfg.Credential,
 		Stdin:      s.cfg.Socket.File,
-		Stdout:     outW,
-		Stderr:     outW,
 		ExtraFiles: s.cfg.ExtraFiles,
-		SysProcAttr: &syscall.SysProcAttr{
-			// Workers die with the master, and get signals only from it.
-			Pdeathsig:  syscall.SIGKILL,
-			Setpgid:    true,
-			Chroot:     s.cfg.Chroot,
-			Credential: s.cfg.Credential,
-		},
 	}
-	err = startCmd(cmd)
-	outW.Close()
+	p := &proc{index: i, slot: slot, gen: s.gen}
+	// The loop receives the exit only after this start is recorded: both
+	// run on the loop's goroutine.
+	pid, out, err := s.os.Start(spec, func(e Exit) { s.exited <- exitEvent{p: p, exit: e} })
 	if err != nil {
-		out.Close()
-		return nil, fmt.Errorf("starting %s: %w", s.cfg.Path, err)
+		return nil, err
 	}
-	p := &proc{pid: cmd.Process.Pid, index: i, slot: slot, gen: s.gen, started: time.Now()}
+	p.pid, p.started = pid, s.os.Now()
 	s.mu.Lock()
 	s.procs[p.pid] = p
 	s.mu.Unlock()
-	if s.cfg.Started != nil {
-		s.cfg.Started(slot, p.pid)
+	if s.cfg.Board != nil {
+		s.cfg.Board.Started(slot, p.pid)
 	}
 	s.log.Info("worker started", "pid", p.pid, "index", i, "slot", slot, "generation", s.gen)
-	go s.copyOutput(out, p.pid)
-	go func() {
-		err := cmd.Wait()
-		s.exited <- exitEvent{p: p, state: cmd.ProcessState, err: err}
-	}()
+	if out != nil {
+		go s.copyOutput(out, p.pid)
+	}
 	return p, nil
 }
 
 // copyOutput logs each line a worker writes to stdout or stderr, tagged
 // with its pid, until the worker and its children close the pipe.
-func (s *Supervisor) copyOutput(r *os.File, pid int) {
+func (s *Supervisor) copyOutput(r io.ReadCloser, pid int) {
 	defer r.Close()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)

@@ -50,23 +50,9 @@ func startFronts(o *options, cfg *supervisor.Config, log *slog.Logger) (*fronts,
 		f.board = board
 		// The board is the workers' fd 3, their first extra file.
 		cfg.ExtraFiles = []*os.File{board.File()}
-		cfg.SlotEnv = func(slot int) []string { return []string{scoreboard.Env(3, slot)} }
-		cfg.Started = board.Reset
-		cfg.Served = func(slot int) uint64 { return board.Snapshot(slot).Requests }
-		if filepath.Base(cfg.Path) == "magnet-worker" {
-			// Only magnet-worker reports on the board; another program
-			// would look as if it never started.
-			cfg.Attached = func(slot int) bool {
-				st := board.Snapshot(slot).State
-				return st != scoreboard.Starting && st != scoreboard.Free
-			}
-		}
-
-		cfg.Exited = func(slot, pid int) {
-			if board.Snapshot(slot).PID == pid {
-				board.Release(slot)
-			}
-		}
+		// Only magnet-worker reports on the board; another program would
+		// look as if it never started.
+		cfg.Board = poolBoard{board: board, reports: filepath.Base(cfg.Path) == "magnet-worker"}
 		pool := &status.Pool{Name: poolName, PM: "static", Start: time.Now(), Listener: cfg.Socket.File, Board: board}
 		f.pool = pool
 		ctx, cancel := context.WithCancel(context.Background())
@@ -204,5 +190,37 @@ func (f *fronts) close() {
 	}
 	if f.board != nil {
 		f.board.Close()
+	}
+}
+
+// poolBoard is the scoreboard as the worker pool sees it.
+type poolBoard struct {
+	board *scoreboard.Board
+	// reports is true when the workers report on the board, as
+	// magnet-worker does.
+	reports bool
+}
+
+// Env tells the worker its slot on the board, its fd 3.
+func (b poolBoard) Env(slot int) []string { return []string{scoreboard.Env(3, slot)} }
+
+func (b poolBoard) Started(slot, pid int) { b.board.Reset(slot, pid) }
+
+func (b poolBoard) Served(slot int) uint64 { return b.board.Snapshot(slot).Requests }
+
+// Attached reports whether the worker has left its starting state; a
+// worker that never reports counts as attached.
+func (b poolBoard) Attached(slot int) bool {
+	if !b.reports {
+		return true
+	}
+	st := b.board.Snapshot(slot).State
+	return st != scoreboard.Starting && st != scoreboard.Free
+}
+
+// Exited frees the slot unless a newer worker already took it.
+func (b poolBoard) Exited(slot, pid int) {
+	if b.board.Snapshot(slot).PID == pid {
+		b.board.Release(slot)
 	}
 }
