@@ -1,6 +1,7 @@
-/* magnet.h: the C half of luabind. Everything a request touches on its
- * hot path lives here, so that one request costs one cgo call and no Go
- * callback unless the script reads the request body. */
+/* magnet.h: the C half of luabind as Go sees it. Everything a request
+ * touches on its hot path is C, so that one request costs one cgo call and
+ * no Go callback unless the script reads the request body. The C files
+ * share internal.h; their safety rules are in doc.go. */
 #ifndef MAGNET_H
 #define MAGNET_H
 

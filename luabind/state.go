@@ -1,12 +1,3 @@
-// Package luabind is the Lua side of magnet: one long-lived C Lua 5.1 state
-// per worker, the lua-magnet API (print, os.getenv, io over the request,
-// magnet.cache, _G persistence) and the structured magnet.* API.
-//
-// The per-request path is written in C (magnet.c) so that a request costs
-// one cgo call. Functions implemented in Go never raise Lua errors
-// themselves: they return a Go error, and a C trampoline raises it after
-// the Go frames have returned, so a Lua longjmp never crosses Go frames
-// and a Go panic never crosses C frames.
 package luabind
 
 /*

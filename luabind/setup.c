@@ -1,0 +1,152 @@
+/* setup.c: a state's set-up and teardown: the sandbox (print, io and os
+ * over the request, os.exit and debug.sethook refused) and the magnet
+ * table. Safety rules: doc.go. */
+#include "internal.h"
+
+/* ---- script-facing replacements ---- */
+
+/* os.exit would end the worker in the middle of a response. */
+static int mg_os_exit(lua_State *L) {
+	return luaL_error(L, "os.exit is not allowed in magnet scripts");
+}
+
+/* debug.sethook would remove the hook that enforces the time limit: it
+ * is refused while a limit is set and is the original otherwise. */
+static int mg_sethook(lua_State *L) {
+	mg_state *S = UPSTATE(L);
+	if (S->timeout_ns > 0) return luaL_error(L, "debug.sethook is not allowed while a time limit is set");
+	lua_pushvalue(L, lua_upvalueindex(2));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 0);
+	return 0;
+}
+
+/* ---- set-up ---- */
+
+static void set_closure(lua_State *L, mg_state *S, int table, const char *name, lua_CFunction f) {
+	lua_pushlightuserdata(L, S);
+	lua_pushcclosure(L, f, 1);
+	lua_setfield(L, table, name);
+}
+
+static int setup(lua_State *L) {
+	mg_state *S = lua_touserdata(L, 1);
+	lua_settop(L, 0);
+
+	/* golua hides pcall/xpcall; scripts get the real ones back. */
+	lua_getglobal(L, "unsafe_pcall");
+	if (!lua_isnil(L, -1)) lua_setglobal(L, "pcall");
+	else lua_pop(L, 1);
+	lua_getglobal(L, "unsafe_xpcall");
+	if (!lua_isnil(L, -1)) lua_setglobal(L, "xpcall");
+	else lua_pop(L, 1);
+	lua_pushnil(L);
+	lua_setglobal(L, "unsafe_pcall");
+	lua_pushnil(L);
+	lua_setglobal(L, "unsafe_xpcall");
+
+	lua_getglobal(L, "tostring");
+	S->tostring_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_getglobal(L, "debug");
+	lua_getfield(L, -1, "traceback");
+	S->traceback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushlightuserdata(L, S);
+	lua_getfield(L, -2, "sethook");
+	lua_pushcclosure(L, mg_sethook, 2);
+	lua_setfield(L, -2, "sethook");
+	lua_pop(L, 1);
+	lua_pushlightuserdata(L, S);
+	lua_pushcclosure(L, mg_msghandler, 1);
+	S->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	S->globals_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushlightuserdata(L, &mg_hook_key);
+	lua_pushlightuserdata(L, S);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+
+	/* {__index = _G} for every request's environment */
+	lua_createtable(L, 0, 1);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	lua_setfield(L, -2, "__index");
+	S->env_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	set_closure(L, S, LUA_GLOBALSINDEX, "print", mg_print);
+
+	/* os.getenv */
+	lua_getglobal(L, "os");
+	lua_pushlightuserdata(L, S);
+	lua_getfield(L, -2, "getenv");
+	lua_pushcclosure(L, mg_getenv, 2);
+	lua_setfield(L, -2, "getenv");
+	lua_pushcfunction(L, mg_os_exit);
+	lua_setfield(L, -2, "exit");
+	lua_pop(L, 1);
+
+	/* io: write/read/lines and stdin/stdout proxies over the request */
+	lua_getglobal(L, "io");
+	int io = lua_gettop(L);
+	set_closure(L, S, io, "read", mg_io_read);
+	lua_pushlightuserdata(L, S);
+	lua_getfield(L, io, "lines");
+	lua_pushcclosure(L, mg_io_lines, 2);
+	lua_setfield(L, io, "lines");
+	lua_createtable(L, 0, 4); /* io.stdout */
+	int out = lua_gettop(L);
+	set_closure(L, S, out, "write", mg_stdout_write);
+	lua_pushcfunction(L, mg_noop_self);
+	lua_setfield(L, out, "flush");
+	lua_pushcfunction(L, mg_noop_self);
+	lua_setfield(L, out, "setvbuf");
+	lua_pushlightuserdata(L, S);
+	lua_pushvalue(L, out);
+	lua_pushcclosure(L, mg_io_write, 2);
+	lua_setfield(L, io, "write");
+	lua_setfield(L, io, "stdout");
+	lua_createtable(L, 0, 2); /* io.stdin */
+	int in = lua_gettop(L);
+	set_closure(L, S, in, "read", mg_stdin_read);
+	set_closure(L, S, in, "lines", mg_stdin_lines);
+	lua_setfield(L, io, "stdin");
+	lua_pop(L, 1);
+
+	/* magnet = setmetatable({cache = {}}, {__index, __newindex}) */
+	lua_createtable(L, 0, 8);
+	lua_newtable(L);
+	lua_pushvalue(L, -1);
+	S->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_setfield(L, -2, "cache");
+	lua_createtable(L, 0, 2);
+	set_closure(L, S, lua_gettop(L), "__index", mg_magnet_index);
+	set_closure(L, S, lua_gettop(L), "__newindex", mg_magnet_newindex);
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	S->magnet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_setglobal(L, "magnet");
+	return 0;
+}
+
+mg_state *mg_new(lua_State *L, uintptr_t handle) {
+	mg_state *S = calloc(1, sizeof *S);
+	if (!S) return NULL;
+	S->L = L;
+	S->handle = handle;
+	S->header_ref = LUA_NOREF;
+	S->request_ref = LUA_NOREF;
+	if (lua_cpcall(L, setup, S) != 0) {
+		lua_pop(L, 1);
+		free(S);
+		return NULL;
+	}
+	return S;
+}
+
+void mg_free(mg_state *S) {
+	free(S->out.p);
+	free(S->hdr.p);
+	free(S->err.p);
+	free(S->in.p);
+	free(S);
+}
+
+/* mg_memory is the Lua heap size in KiB. */
+int mg_memory(mg_state *S) { return lua_gc(S->L, LUA_GCCOUNT, 0); }
