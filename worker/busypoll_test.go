@@ -14,7 +14,7 @@ import (
 // connection per request are all answered, none starves, and the worker
 // still stops promptly (the test's cleanup waits for it).
 func TestBusyPoll(t *testing.T) {
-	sock, _ := startServer(t, Config{BusyPoll: 200 * time.Microsecond})
+	sock, srv := startServer(t, Config{BusyPoll: 200 * time.Microsecond})
 	root, _ := filepath.Abs("../examples")
 	script := filepath.Join(root, "123.lua")
 
@@ -26,8 +26,8 @@ func TestBusyPoll(t *testing.T) {
 		if _, body, _ := get(t, c, script, true); body != "123" {
 			t.Fatalf("sole connection, request %d: got %q", i, body)
 		}
-		if i%10 == 0 {
-			time.Sleep(time.Millisecond) // past the poll: asleep, then woken
+		if i%10 == 0 { // past the poll: asleep, then woken
+			waitBlocked(t, "the worker asleep after polling", inEpollWait(srv))
 		}
 	}
 	c.Close()
@@ -42,6 +42,7 @@ func TestBusyPoll(t *testing.T) {
 			var c *protocol.Client
 			for i := 0; i < 50; i++ {
 				if c == nil {
+					var err error
 					if c, err = protocol.Dial("unix", sock); err != nil {
 						errs <- err.Error()
 						return

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/magnet-fcgi/magnet/luabind"
 	"github.com/magnet-fcgi/magnet/protocol"
 )
@@ -233,14 +235,20 @@ func edgeScripts(t testing.TB, dir string) map[string]string {
 // worker's writes hit EAGAIN; a connection waiting meanwhile is answered.
 func TestLargeResponses(t *testing.T) {
 	dir := t.TempDir()
-	sock, _ := startServer(t, Config{})
+	sock, srv := startServer(t, Config{})
 	s := edgeScripts(t, dir)
 	for _, n := range []int{4096, 4097, 5000, 655360} { // 64 KiB, +16, 80000 bytes, 10 MiB
 		c := dialRaw(t, sock)
 		c.send(t, head(1, true, s["big.lua"], protocol.Pair{Name: "QUERY_STRING", Value: fmt.Sprint(n)}), stdinEnd(1))
 		other := dialRaw(t, sock)
 		other.send(t, head(1, true, s["ok.lua"]), stdinEnd(1))
-		time.Sleep(100 * time.Millisecond) // let the worker fill the socket buffer and wait in poll
+		// The worker fills the socket buffer and waits for the client; a
+		// response that fits answers the waiting connection too.
+		stuck := inPoll(unix.POLLOUT)
+		if 16*n < 1<<20 {
+			stuck = either(stuck, inEpollWait(srv))
+		}
+		waitBlocked(t, fmt.Sprintf("n=%d: the worker waiting for the client", n), stuck)
 		c.br = bufio.NewReaderSize(&slowReader{r: c.Conn}, 4096)
 		r := c.readEnd(t, 1)
 		if st, body := r.status(t); st != 200 || body != strings.Repeat("0123456789abcdef", n) {
@@ -326,7 +334,7 @@ func TestClientGone(t *testing.T) {
 		c = dialRaw(t, sock)
 		body := stdin(1, bytes.Repeat([]byte("b"), 200000))
 		c.send(t, head(1, true, s["echo.lua"]), body[:cut])
-		time.Sleep(20 * time.Millisecond) // likely inside io.read; either way is valid
+		waitBlocked(t, "the script waiting in io.read", inPoll(unix.POLLIN))
 		c.Close()
 		alive(fmt.Sprintf("a client gone after %d bytes of body", cut))
 	}
@@ -369,7 +377,7 @@ func TestAbortRequest(t *testing.T) {
 		// while the script reads the body
 		c = dialRaw(t, sock)
 		c.send(t, head(1, keep, s["echo.lua"]), stdin(1, bytes.Repeat([]byte("x"), 100000)))
-		time.Sleep(20 * time.Millisecond)
+		waitBlocked(t, "the script waiting in io.read", inPoll(unix.POLLIN))
 		c.send(t, abortReq(1))
 		r = c.readEnd(t, 1)
 		if r.protoStatus != protocol.StatusRequestComplete || len(r.stdout) > 0 {
@@ -430,7 +438,7 @@ func TestGetValues(t *testing.T) {
 	h := head(1, true, s["echo.lua"])
 	// inside the params, then in the body twice, then an unknown management type
 	c.send(t, h[:len(h)-8], getValuesRecord(), h[len(h)-8:], stdin(1, body[:100000]))
-	time.Sleep(20 * time.Millisecond) // the script is likely reading the body now
+	waitBlocked(t, "the script waiting in io.read", inPoll(unix.POLLIN))
 	c.send(t, getValuesRecord(), stdin(1, body[100000:]), getValuesRecord(), stdinEnd(1))
 	r := c.readEnd(t, 1)
 	if _, got := r.status(t); got != "200000:01234567:23456789" {
@@ -479,7 +487,7 @@ func TestRefusedRequests(t *testing.T) {
 	c := dialRaw(t, sock)
 	h := head(1, true, s["echo.lua"])
 	c.send(t, h[:len(h)-8], begin(2, true, protocol.RoleResponder), h[len(h)-8:], stdin(1, []byte("abc")))
-	time.Sleep(20 * time.Millisecond)
+	waitBlocked(t, "the script waiting in io.read", inPoll(unix.POLLIN))
 	c.send(t, head(3, false, s["ok.lua"]), stdin(1, []byte("defghijk")), stdinEnd(1))
 	r := c.readEnd(t, 1)
 	if _, body := r.status(t); body != "11:abcdefgh:defghijk" {

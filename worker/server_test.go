@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -257,8 +258,8 @@ func TestLostWakeup(t *testing.T) {
 		t.Fatal(err)
 	}
 	woken := make(chan struct{})
+	ev := make([]unix.EpollEvent, 1)
 	go func() {
-		ev := make([]unix.EpollEvent, 1)
 		for {
 			if n, err := unix.EpollWait(xfd, ev, -1); n > 0 || (err != nil && err != unix.EINTR) {
 				close(woken)
@@ -266,21 +267,24 @@ func TestLostWakeup(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(50 * time.Millisecond) // let it block in epoll_wait first
+	waitBlocked(t, "the dying worker in epoll_wait", func(c sysCall) bool {
+		return c.args[0] == uint64(xfd) && c.args[1] == uint64(uintptr(unsafe.Pointer(&ev[0])))
+	})
 
-	serveOn(t, Config{ListenFD: fd})
-	time.Sleep(50 * time.Millisecond)
+	srv := serveOn(t, Config{ListenFD: fd})
+	waitBlocked(t, "the worker in epoll_wait", inEpollWait(srv))
 
+	// Both sleep; the kernel wakes the first in the socket's queue.
 	c := dial(t, sock)
+	select {
+	case <-woken:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection did not wake the waiter ahead of the worker")
+	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	root, _ := filepath.Abs("../examples")
 	if _, body, _ := get(t, c, filepath.Join(root, "123.lua"), true); body != "123" {
 		t.Fatalf("got %q", body)
-	}
-	select {
-	case <-woken:
-	default:
-		t.Log("the kernel woke the worker itself; the lost wake-up was not exercised this time")
 	}
 }
 
@@ -297,9 +301,12 @@ func TestConnectionBalance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveOn(t, Config{ListenFD: fd})
-	serveOn(t, Config{ListenFD: fd})
-	time.Sleep(50 * time.Millisecond) // both workers wait in epoll_wait
+	idle := either(inEpollWait(serveOn(t, Config{ListenFD: fd})), inEpollWait(serveOn(t, Config{ListenFD: fd})))
+	bothIdle := func() {
+		t.Helper()
+		waitBlockedN(t, "both workers in epoll_wait", 2, idle)
+	}
+	bothIdle()
 
 	var splits []map[string]int
 	for try := 0; try < 5; try++ {
@@ -315,7 +322,7 @@ func TestConnectionBalance(t *testing.T) {
 				return
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // the pool is closed: workers idle again
+		bothIdle() // the pool is closed: both workers are waiting again
 	}
 	t.Fatalf("no even split of 8 connections over 2 workers in 5 tries: %v", splits)
 }
