@@ -112,30 +112,37 @@ func New(cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, st: st, cache: cache, listenFD: cfg.ListenFD,
+	s := &Server{cfg: cfg, log: cfg.Logger, st: st, cache: cache, listenFD: cfg.ListenFD, epfd: -1, evfd: -1,
 		events: make([]unix.EpollEvent, 64), index: make([]uint32, 0, 256), wbuf: make([]byte, 0, 16<<10)}
 	s.body.s = s
 	s.req.Body = &s.body
-	if err := unix.SetNonblock(cfg.ListenFD, true); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("listen socket: %w", err)
-	}
-	if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("epoll: %w", err)
-	}
-	if s.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	if err := s.watch(s.evfd, unix.EPOLLIN); err != nil {
-		return nil, err
-	}
-	if err := s.watch(s.listenFD, unix.EPOLLIN|unix.EPOLLEXCLUSIVE); err != nil {
+	if err := s.open(); err != nil {
+		s.Close() // the Lua state and whatever open got to
 		return nil, err
 	}
 	s.listening = true
 	return s, nil
+}
+
+// open sets up the loop's descriptors: the listening socket in its epoll
+// set, and the eventfd that wakes it for Shutdown.
+func (s *Server) open() error {
+	if err := unix.SetNonblock(s.listenFD, true); err != nil {
+		return fmt.Errorf("listen socket: %w", err)
+	}
+	var err error
+	if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		s.epfd = -1
+		return fmt.Errorf("epoll: %w", err)
+	}
+	if s.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		s.evfd = -1
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	if err := s.watch(s.evfd, unix.EPOLLIN); err != nil {
+		return err
+	}
+	return s.watch(s.listenFD, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
 }
 
 func (s *Server) watch(fd int, events uint32) error {

@@ -369,3 +369,39 @@ func poolSplit(t *testing.T, sock, script string, conns int) map[string]int {
 	}
 	return count
 }
+
+// TestNewFailsClean: when New fails late (a listening "socket" epoll
+// cannot watch: a regular file), it closes the epoll set and the eventfd
+// it had opened, and the Lua state.
+func TestNewFailsClean(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "not-a-socket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fail := func() {
+		t.Helper()
+		if srv, err := New(Config{ListenFD: int(f.Fd())}); err == nil {
+			srv.Close()
+			t.Fatal("New accepted a regular file as its listening socket")
+		}
+	}
+	fail() // whatever the runtime opens once is open now
+	before := openFDs(t)
+	for i := 0; i < 10; i++ {
+		fail()
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d descriptors open before ten failed News, %d after", before, after)
+	}
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
