@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,6 +182,18 @@ func poll(timeout time.Duration, f func() bool) bool {
 	}
 }
 
+// markQuery is the query that makes fcgihelper create the file mark when
+// the request begins, so that a test knows it is in progress.
+func markQuery(mark string) string { return "mark=" + url.QueryEscape(mark) }
+
+// waitFile waits until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	if !poll(30*time.Second, func() bool { _, err := os.Stat(path); return err == nil }) {
+		t.Fatalf("no %s after 30s", path)
+	}
+}
+
 // waitChildren polls until pid has n running children and returns them.
 func waitChildren(t *testing.T, pid, n int, timeout time.Duration) []int {
 	t.Helper()
@@ -343,6 +356,21 @@ func (l *load) count(n *int, msg string) {
 	*n++
 	if msg != "" && len(l.errs) < 10 {
 		l.errs = append(l.errs, msg)
+	}
+}
+
+// waitOK waits until n more requests than so far have succeeded.
+func (l *load) waitOK(t *testing.T, n int) {
+	t.Helper()
+	l.mu.Lock()
+	want := l.ok + n
+	l.mu.Unlock()
+	if !poll(30*time.Second, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.ok >= want
+	}) {
+		t.Fatalf("load: no %d more good requests: %s", n, l)
 	}
 }
 

@@ -3,7 +3,8 @@
 // listening socket on fd 0 like any libfcgi program. Each response is
 // "pid=<pid> children=<$PHP_FCGI_CHILDREN>\n" followed by the content of
 // SCRIPT_FILENAME when that file exists; QUERY_STRING "sleep=<duration>"
-// delays the answer. SIGTERM, SIGINT and SIGUSR1 stop it gracefully: it
+// delays the answer, and "mark=<path>" creates the file path when the
+// request begins, so that a test knows it is in progress. SIGTERM, SIGINT and SIGUSR1 stop it gracefully: it
 // stops accepting and exits 0 once the requests in progress are answered.
 package main
 
@@ -38,6 +39,9 @@ func main() {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inflight.Add(1)
 		defer inflight.Done()
+		if mark := r.URL.Query().Get("mark"); mark != "" {
+			os.WriteFile(mark, nil, 0o644)
+		}
 		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
 			time.Sleep(d)
 		}
