@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -267,9 +266,7 @@ func TestLostWakeup(t *testing.T) {
 			}
 		}
 	}()
-	waitBlocked(t, "the dying worker in epoll_wait", func(c sysCall) bool {
-		return c.args[0] == uint64(xfd) && c.args[1] == uint64(uintptr(unsafe.Pointer(&ev[0])))
-	})
+	waitBlocked(t, "the dying worker in epoll_wait", onEpoll(xfd))
 
 	srv := serveOn(t, Config{ListenFD: fd})
 	waitBlocked(t, "the worker in epoll_wait", inEpollWait(srv))
