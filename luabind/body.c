@@ -169,6 +169,7 @@ int mg_io_lines(lua_State *L) {
 	return 1;
 }
 
+/* io.stdin:lines() iterates over the request body. */
 int mg_stdin_lines(lua_State *L) {
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_pushcclosure(L, lines_iter, 1);

@@ -74,8 +74,7 @@ int mg_build_header(lua_State *L);
 int mg_msghandler(lua_State *L);
 void mg_capture_error(lua_State *L, mg_state *S);
 
-/* run.c: registry[&mg_hook_key] is the mg_state, for the time limit hook,
- * which gets no upvalues. */
+/* run.c: the registry key of the mg_state, for the time limit hook. */
 extern char mg_hook_key;
 
 #endif
