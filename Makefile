@@ -7,9 +7,6 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -ldflags "-X github.com/magnet-fcgi/magnet/internal/version.Version=$(VERSION)"
 ADDR     ?= 127.0.0.1:8080
 
-# Packages without cgo, race-tested.
-GOONLY   := ./protocol/... ./supervisor/... ./internal/...
-
 .PHONY: all build deps deps-test run test test-go test-race test-luajit fuzz vet bench clean
 .PHONY: deps-cross cross test-arm64
 
@@ -56,8 +53,9 @@ test: deps-test build vet test-go test-race test-luajit fuzz cross test-arm64
 test-go:
 	$(GO) test -count=1 -timeout 15m ./...
 
+# Every package under the race detector, the cgo ones (luabind, worker) too.
 test-race:
-	$(GO) test -count=1 -race -timeout 10m $(GOONLY)
+	$(GO) test -count=1 -race -timeout 10m ./...
 
 # The Lua core and seed scripts under LuaJIT too.
 test-luajit:
