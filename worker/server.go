@@ -286,11 +286,21 @@ func (s *Server) beginDrain() {
 	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
 	// Connections already queued may have woken this worker and no other
 	// (EPOLLEXCLUSIVE): answer them rather than leave them waiting. Once
-	// out of the epoll set, new arrivals wake the other workers.
-	for k := 0; k < 64; k++ {
-		if ok, _ := s.accept(); !ok {
+	// out of the epoll set, new arrivals wake the other workers. Take the
+	// queue first and serve it after, so that a client that reconnects as
+	// soon as it is answered cannot keep a stopping worker alive.
+	var queued [64]int
+	n := 0
+	for n < len(queued) {
+		fd, errno := rawAccept(s.listenFD)
+		if errno != 0 {
 			break
 		}
+		queued[n] = fd
+		n++
+	}
+	for _, fd := range queued[:n] {
+		s.adopt(fd)
 	}
 	// A connection is closed only between requests: one that already got
 	// answers and has nothing more in flight, in our buffer or the
@@ -320,7 +330,7 @@ const idleAccept = 100 // milliseconds
 // was a one-request one that is already done: that saves an epoll_wait per
 // request under load without making keep-alive connections wait.
 func (s *Server) acceptBatch() {
-	for k := 0; k < 8; k++ {
+	for k := 0; k < 8 && !s.stopping.Load(); k++ {
 		if ok, done := s.accept(); !ok || !done {
 			return
 		}
@@ -340,6 +350,12 @@ func (s *Server) accept() (ok, done bool) {
 		}
 		return false, false
 	}
+	return true, s.adopt(fd)
+}
+
+// adopt serves what an accepted connection brought and, unless that closed
+// it, watches it; done says whether it was served and closed.
+func (s *Server) adopt(fd int) (done bool) {
 	c := s.newConn(fd)
 	if s.cfg.Reporter != nil {
 		s.cfg.Reporter.Accepted()
@@ -348,19 +364,18 @@ func (s *Server) accept() (ok, done bool) {
 	// registering with epoll, which a one-request connection never needs.
 	s.serveConn(c)
 	if c.closed {
-		return true, true
+		return true
 	}
 	if err := s.watch(fd, unix.EPOLLIN); err != nil {
 		s.log.Warn("accept", "err", err)
 		s.closeConn(c)
-		return true, false
+		return false
 	}
 	// A web server opening its pool of keep-alive connections at once
 	// may have woken another worker for the next one: let it run, or
-	// this worker, still running, takes the whole burst (8 connections
-	// went 7 to 1 over 2 workers sharing a CPU in the benchmark).
+	// this worker, still running, takes most of the burst.
 	yield()
-	return true, false
+	return false
 }
 
 func (s *Server) newConn(fd int) *conn {
