@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,17 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/magnet-fcgi/magnet/internal/testutil"
+)
 
 func httpGet(url string) (string, http.Header, error) {
 	c := http.Client{Timeout: 10 * time.Second}
@@ -45,7 +36,8 @@ func TestHTTPFront(t *testing.T) {
 	dir := t.TempDir()
 	b, _ := os.ReadFile(filepath.Join(repoRoot, "examples", "123.lua"))
 	os.WriteFile(filepath.Join(dir, "123.lua"), b, 0o644)
-	httpAddr, statusAddr := freePort(t), freePort(t)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	statusAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	access := filepath.Join(t.TempDir(), "access.log")
 	m := startMaster(t, nil, nil, "-n", "-F", "2", "--http", httpAddr, "--docroot", dir,
 		"--status-listen", statusAddr, "--status-path", "/status", "--ping-path", "/ping", "--access-log", access)

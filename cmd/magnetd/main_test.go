@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -241,100 +240,92 @@ func do(c *protocol.Client, script, query string, keep bool) (string, error) {
 	return string(body), nil
 }
 
-// load keeps conns keep-alive connections busy until stop is called, and
-// counts the requests that fail. A request that fails on a reused
-// connection may be retried once on a new connection, as nginx does for
-// cached upstream connections; a fresh connection's failure is a failure.
-type load struct {
-	ok, failed, retried int
-	errs                []string
-	mu                  sync.Mutex
-	stopc               chan struct{}
-	wg                  sync.WaitGroup
-}
-
-func startLoad(network, addr, script, want string, conns int) *load {
-	l := &load{stopc: make(chan struct{})}
-	for range conns {
-		l.wg.Add(1)
-		go l.run(network, addr, script, want, false)
+// startLoad runs keep clients over kept-alive connections and fresh ones
+// over a new connection for each request, sending script to the pool at
+// network addr and wanting want in the body, until the load is stopped (at
+// the latest when the test ends). A request that fails on a reused
+// connection before any response byte is retried once on a new
+// connection, as nginx does for cached upstream connections; a fresh
+// connection's failure is a failure.
+func startLoad(t *testing.T, network, addr, script, want string, keep, fresh int) *testutil.Load {
+	l := testutil.NewLoad()
+	t.Cleanup(func() { l.Stop() })
+	for i := range keep + fresh {
+		c := &loadClient{network: network, addr: addr, script: script, want: want, fresh: i >= keep, load: l}
+		l.AddClient(c.request, c.close)
 	}
 	return l
 }
 
-// addFresh adds n clients that open a new connection for every request,
-// where any failure counts.
-func (l *load) addFresh(network, addr, script, want string, n int) {
-	for range n {
-		l.wg.Add(1)
-		go l.run(network, addr, script, want, true)
-	}
+// loadClient is one client of startLoad; it owns its connection.
+type loadClient struct {
+	network, addr, script, want string
+	fresh                       bool // a new connection for every request
+	load                        *testutil.Load
+
+	fc *protocol.Client // nil between connections
+	cc *countConn
 }
 
-func (l *load) run(network, addr, script, want string, fresh bool) {
-	defer l.wg.Done()
-	var (
-		c  *protocol.Client
-		cc *countConn
-	)
-	dial := func() error {
-		conn, err := net.Dial(network, addr)
-		if err != nil {
-			return err
-		}
-		cc = &countConn{Conn: conn}
-		c = protocol.NewClient(cc)
-		return nil
+// request sends one request, over the kept connection if there is one.
+func (c *loadClient) request() error {
+	reused := c.fc != nil
+	var err error
+	if !reused {
+		err = c.dial()
 	}
-	try := func() error {
-		cc.read.Store(0)
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		body, err := do(c, script, "", true)
-		if err == nil && !strings.Contains(body, want) {
-			err = fmt.Errorf("body %q lacks %q", body, want)
+	if err == nil {
+		err = c.try()
+		if err != nil && reused && c.cc.read.Load() == 0 {
+			// The cached connection was closed under us before any
+			// response byte: retry once on a new connection.
+			c.close()
+			c.load.CountRetry()
+			if err = c.dial(); err == nil {
+				err = c.try()
+			}
 		}
+	}
+	if err != nil {
+		var read int64
+		if c.cc != nil {
+			read = c.cc.read.Load()
+		}
+		c.close()
+		time.Sleep(time.Millisecond) // no busy loop while the pool is down
+		return fmt.Errorf("%w (fresh=%v reused=%v read=%d)", err, c.fresh, reused, read)
+	}
+	if c.fresh {
+		c.close()
+	}
+	return nil
+}
+
+func (c *loadClient) dial() error {
+	conn, err := net.Dial(c.network, c.addr)
+	if err != nil {
 		return err
 	}
-	for {
-		select {
-		case <-l.stopc:
-			if c != nil {
-				c.Close()
-			}
-			return
-		default:
-		}
-		reused := c != nil
-		var err error
-		if c == nil {
-			err = dial()
-		}
-		if err == nil {
-			err = try()
-			if err != nil && reused && cc.read.Load() == 0 {
-				// The cached connection was closed under us before any
-				// response byte: retry once on a new connection.
-				c.Close()
-				l.count(&l.retried, "")
-				if err = dial(); err == nil {
-					err = try()
-				}
-			}
-		}
-		if err != nil {
-			l.count(&l.failed, fmt.Sprintf("%v (fresh=%v reused=%v read=%d)", err, fresh, reused, cc.read.Load()))
-			if c != nil {
-				c.Close()
-				c = nil
-			}
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		l.count(&l.ok, "")
-		if fresh {
-			c.Close()
-			c = nil
-		}
+	c.cc = &countConn{Conn: conn}
+	c.fc = protocol.NewClient(c.cc)
+	return nil
+}
+
+func (c *loadClient) try() error {
+	c.cc.read.Store(0)
+	c.fc.SetDeadline(time.Now().Add(30 * time.Second))
+	body, err := do(c.fc, c.script, "", true)
+	if err == nil && !strings.Contains(body, c.want) {
+		err = fmt.Errorf("body %q lacks %q", body, c.want)
+	}
+	return err
+}
+
+// close closes the connection, if any.
+func (c *loadClient) close() {
+	if c.fc != nil {
+		c.fc.Close()
+		c.fc = nil
 	}
 }
 
@@ -348,41 +339,6 @@ func (c *countConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.read.Add(int64(n))
 	return n, err
-}
-
-func (l *load) count(n *int, msg string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	*n++
-	if msg != "" && len(l.errs) < 10 {
-		l.errs = append(l.errs, msg)
-	}
-}
-
-// waitOK waits until n more requests than so far have succeeded.
-func (l *load) waitOK(t *testing.T, n int) {
-	t.Helper()
-	l.mu.Lock()
-	want := l.ok + n
-	l.mu.Unlock()
-	if !poll(30*time.Second, func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.ok >= want
-	}) {
-		t.Fatalf("load: no %d more good requests: %s", n, l)
-	}
-}
-
-func (l *load) stop() {
-	close(l.stopc)
-	l.wg.Wait()
-}
-
-func (l *load) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return fmt.Sprintf("ok=%d failed=%d retried=%d errors=%q", l.ok, l.failed, l.retried, l.errs)
 }
 
 // readPID reads a pid file.

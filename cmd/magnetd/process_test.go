@@ -96,8 +96,8 @@ func TestKillWorkerUnderLoad(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			p := k.start(t, 4)
 			kids := testutil.Children(p.m.pid(), "")
-			l := startLoad("unix", p.sock, p.script, p.want, 8)
-			l.waitOK(t, 200)
+			l := startLoad(t, "unix", p.sock, p.script, p.want, 8, 0)
+			l.WaitAnswered(t, l.Answered()+200, 30*time.Second)
 			victim := kids[0]
 			syscall.Kill(victim, syscall.SIGKILL)
 			killed := time.Now()
@@ -109,16 +109,16 @@ func TestKillWorkerUnderLoad(t *testing.T) {
 				t.Errorf("no replacement worker: children %v", now)
 			}
 			took := time.Since(killed)
-			l.waitOK(t, 200) // on the replacement too
-			l.stop()
+			l.WaitAnswered(t, l.Answered()+200, 30*time.Second) // on the replacement too
+			ok, failed, _ := l.Stop()
 			t.Logf("replacement after %v; load %s", took, l)
 			if took > time.Second {
 				t.Errorf("replacement took %v, want within 1s", took)
 			}
-			if l.failed > 1 {
-				t.Errorf("%d failed requests, want at most 1: %s", l.failed, l)
+			if failed > 1 {
+				t.Errorf("%d failed requests, want at most 1: %s", failed, l)
 			}
-			if l.ok == 0 {
+			if ok == 0 {
 				t.Errorf("no request succeeded")
 			}
 			p.m.waitLog("signal: killed", 10*time.Second)
@@ -131,9 +131,8 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			p := k.start(t, 3, "--drain-timeout", "20s")
 			old := testutil.Children(p.m.pid(), "")
-			l := startLoad("unix", p.sock, p.script, "page-v", 6)
-			l.addFresh("unix", p.sock, p.script, "page-v", 2)
-			l.waitOK(t, 200)
+			l := startLoad(t, "unix", p.sock, p.script, "page-v", 6, 2)
+			l.WaitAnswered(t, l.Answered()+200, 30*time.Second)
 			// A changed script is served after the reload.
 			if k.name == "helper" {
 				replaceFile(t, p.script, "page-v2\n")
@@ -156,10 +155,10 @@ func TestReloadUnderLoad(t *testing.T) {
 			}) {
 				t.Fatalf("after reload children %v, old %v", now, old)
 			}
-			l.waitOK(t, 200) // on the new generation alone
-			l.stop()
+			l.WaitAnswered(t, l.Answered()+200, 30*time.Second) // on the new generation alone
+			ok, failed, _ := l.Stop()
 			t.Logf("load %s", l)
-			if l.failed != 0 || l.ok == 0 {
+			if failed != 0 || ok == 0 {
 				t.Errorf("want 0 failed requests: %s", l)
 			}
 			body, err := request("unix", p.sock, p.script, "")

@@ -16,6 +16,7 @@ type Load struct {
 	mu      sync.Mutex
 	ok      int
 	failed  int
+	retried int
 	errs    []string
 	changed chan struct{} // closed and replaced when ok grows
 	stopc   chan struct{}
@@ -40,9 +41,20 @@ func StartLoad(n int, request func() error) *Load {
 // Add starts a client that calls request until Stop. A nil error counts
 // as an answer, any other as a failure.
 func (l *Load) Add(request func() error) {
+	l.AddClient(request, nil)
+}
+
+// AddClient is Add for a client that keeps state between requests, such
+// as a kept-alive connection: end (if not nil) is called after the
+// client's last request, before Stop returns, so that an idle connection
+// does not hold a worker once the load is over.
+func (l *Load) AddClient(request func() error, end func()) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
+		if end != nil {
+			defer end()
+		}
 		for {
 			select {
 			case <-l.stopc:
@@ -52,6 +64,16 @@ func (l *Load) Add(request func() error) {
 			l.count(request())
 		}
 	}()
+}
+
+// CountRetry counts a request that a client sent again on a new
+// connection because its kept-alive one was closed before any answer, as
+// nginx retries a cached upstream connection. The retry's outcome is what
+// the request returns; the count only shows in String.
+func (l *Load) CountRetry() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.retried++
 }
 
 func (l *Load) count(err error) {
@@ -118,5 +140,5 @@ func (l *Load) Stop() (ok, failed int, errs []string) {
 func (l *Load) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return fmt.Sprintf("ok=%d failed=%d errors=%q", l.ok, l.failed, l.errs)
+	return fmt.Sprintf("ok=%d failed=%d retried=%d errors=%q", l.ok, l.failed, l.retried, l.errs)
 }
