@@ -240,6 +240,12 @@ func (b *Board) AddMaxChildrenReached() {
 	atomic.AddUint64(&b.words[hMaxChildrenReached], 1)
 }
 
+// AddWatchdogKill counts one worker killed because its request ran past
+// the request terminate timeout.
+func (b *Board) AddWatchdogKill() {
+	atomic.AddUint64(&b.words[hWatchdogKills], 1)
+}
+
 func (b *Board) set(i int, v uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

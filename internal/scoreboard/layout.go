@@ -45,9 +45,11 @@ const (
 	hBaseSlow
 	hPoolLen
 	hPMLen
-	hPool // poolBytes bytes
-	hPM   = hPool + poolBytes/8
-	hEnd  = hPM + pmBytes/8
+	hPool          // poolBytes bytes
+	hPM            = hPool + poolBytes/8
+	hWatchdogKills = hPM + pmBytes/8    // workers killed for running a request too long (master)
+	hRSSRecycles   = hWatchdogKills + 1 // workers that exited over --max-rss (atomic: workers add)
+	hEnd           = hRSSRecycles + 1
 )
 
 // Sizes of the text fields, in bytes (multiples of 8).
@@ -74,6 +76,7 @@ const (
 	sDuration     // duration of the last finished request, nanoseconds
 	sMemory       // memory used by the last request, bytes
 	sCPU          // CPU time of the last request, nanoseconds (0: not measured)
+	sTimeout      // the worker's own request terminate timeout, nanoseconds; 0: none
 	sContentLength
 	sMethodLen
 	sURILen

@@ -418,3 +418,40 @@ func TestActiveCount(t *testing.T) {
 		t.Fatalf("replaced: %+v", h)
 	}
 }
+
+// TestContainmentFields: a worker's announced request timeout reaches its
+// snapshot and is cleared for the next worker in the slot; the watchdog
+// kills and max-rss recycles reach the header.
+func TestContainmentFields(t *testing.T) {
+	b, err := Create(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Reset(1, os.Getpid())
+	s, err := Attach(int(b.File().Fd()), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetRequestTimeout(35 * time.Second)
+	if got := b.Snapshot(1).RequestTimeout; got != 35*time.Second {
+		t.Errorf("request timeout %v, want 35s", got)
+	}
+	s.RecycledForRSS()
+	b.AddWatchdogKill()
+	b.AddWatchdogKill()
+	if h := b.Header(); h.WatchdogKills != 2 || h.RSSRecycles != 1 {
+		t.Errorf("header %+v: want 2 watchdog kills, 1 max-rss recycle", h)
+	}
+	b.Release(1)
+	b.Reset(1, os.Getpid())
+	s2, err := Attach(int(b.File().Fd()), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := b.Snapshot(1).RequestTimeout; got != 0 {
+		t.Errorf("request timeout %v after a new worker attached, want 0", got)
+	}
+}

@@ -168,6 +168,23 @@ func (s *Slot) End(memBytes uint64) {
 	atomic.AddUint64(&w[sSeq], 1)
 }
 
+// SetRequestTimeout announces how long a request of this worker may run
+// before it is to be killed (its request terminate timeout; 0: no limit),
+// for a master that has no limit of its own.
+func (s *Slot) SetRequestTimeout(d time.Duration) {
+	w := s.w
+	atomic.AddUint64(&w[sSeq], 1)
+	w[sTimeout] = uint64(max(d, 0))
+	atomic.AddUint64(&w[sSeq], 1)
+}
+
+// RecycledForRSS counts, in the pool figures, a worker that stops because
+// its resident memory passed the pool's limit. It may be called from any
+// goroutine of the worker.
+func (s *Slot) RecycledForRSS() {
+	atomic.AddUint64(&s.board.words[hRSSRecycles], 1)
+}
+
 // Finishing marks the worker as no longer accepting: it finishes what it
 // is doing and exits.
 func (s *Slot) Finishing() {

@@ -24,6 +24,8 @@ type Snapshot struct {
 	ContentLength int64         // request body length announced by the client
 	LastMemory    uint64        // memory used by the last request, bytes
 	LastCPU       time.Duration // CPU time of the last request; 0 when not measured
+	// RequestTimeout is the worker's own request terminate timeout; 0: none.
+	RequestTimeout time.Duration
 }
 
 // Header is a consistent copy of the pool-level figures of a board.
@@ -39,6 +41,8 @@ type Header struct {
 	Active             uint64        // workers busy now
 	Live               uint64        // slots holding a worker
 	SlowThreshold      time.Duration // duration from which a request counts as slow; 0: off
+	WatchdogKills      uint64        // workers killed for running a request too long
+	RSSRecycles        uint64        // workers that exited because their RSS passed the limit
 
 	// Totals of the workers that already left their slots; add the live
 	// slots' counters to get the pool's totals.
@@ -109,6 +113,7 @@ func (b *Board) Snapshot(i int) Snapshot {
 	}
 	s.LastMemory = w[sMemory]
 	s.LastCPU = time.Duration(w[sCPU])
+	s.RequestTimeout = time.Duration(w[sTimeout])
 	s.ContentLength = int64(w[sContentLength])
 	s.Method = text(w[:], sMethod, w[sMethodLen], methodBytes)
 	s.URI = text(w[:], sURI, w[sURILen], uriBytes)
@@ -133,6 +138,8 @@ func (b *Board) Header() Header {
 		Active:             w[hActive],
 		Live:               w[hLive],
 		SlowThreshold:      time.Duration(w[hSlowThreshold]),
+		WatchdogKills:      w[hWatchdogKills],
+		RSSRecycles:        w[hRSSRecycles],
 		Accepted:           w[hBaseAccepted],
 		Requests:           w[hBaseRequests],
 		Slow:               w[hBaseSlow],

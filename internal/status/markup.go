@@ -69,6 +69,8 @@ var htmlPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <tr><th>max active processes</th><td>{{.MaxActiveProcesses}}</td></tr>
 <tr><th>max children reached</th><td>{{.MaxChildrenReached}}</td></tr>
 <tr><th>slow requests</th><td>{{.SlowRequests}}</td></tr>
+<tr><th>watchdog kills</th><td>{{.WatchdogKills}}</td></tr>
+<tr><th>max rss recycles</th><td>{{.MaxRSSRecycles}}</td></tr>
 </table>
 {{- if .Full}}
 <table border="1">

@@ -30,6 +30,8 @@ func (pg *page) metrics(w *bufio.Writer, full bool, om bool) {
 	m.one("magnet_max_active_processes", "gauge", "The most active processes seen since the pool started.", pool, h.MaxActive)
 	m.one("magnet_max_children_reached", "counter", "The number of times every process was found busy.", pool, h.MaxChildrenReached)
 	m.one("magnet_slow_requests", "counter", "The number of requests that took at least the slow threshold.", pool, pg.slow)
+	m.one("magnet_watchdog_kills", "counter", "The number of workers killed for running a request past the request terminate timeout.", pool, h.WatchdogKills)
+	m.one("magnet_max_rss_recycles", "counter", "The number of workers that exited because their RSS passed the limit.", pool, h.RSSRecycles)
 
 	if full {
 		type proc struct {

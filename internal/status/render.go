@@ -188,6 +188,8 @@ func (pg *page) text(w *bufio.Writer, full bool) {
 	line("max active processes", h.MaxActive)
 	line("max children reached", h.MaxChildrenReached)
 	line("slow requests", pg.slow)
+	line("watchdog kills", h.WatchdogKills)
+	line("max rss recycles", h.RSSRecycles)
 	if !full {
 		return
 	}
@@ -226,6 +228,10 @@ type poolFigures struct {
 	MaxActiveProcesses uint64 `json:"max active processes" xml:"max-active-processes"`
 	MaxChildrenReached uint64 `json:"max children reached" xml:"max-children-reached"`
 	SlowRequests       uint64 `json:"slow requests" xml:"slow-requests"`
+	// magnet's own: workers killed by the request terminate timeout, and
+	// workers recycled for passing --max-rss.
+	WatchdogKills  uint64 `json:"watchdog kills" xml:"watchdog-kills"`
+	MaxRSSRecycles uint64 `json:"max rss recycles" xml:"max-rss-recycles"`
 }
 
 // jsonPool and jsonProc carry PHP-FPM's JSON keys, in its order.
@@ -268,6 +274,8 @@ func (pg *page) figures() poolFigures {
 		MaxActiveProcesses: h.MaxActive,
 		MaxChildrenReached: h.MaxChildrenReached,
 		SlowRequests:       pg.slow,
+		WatchdogKills:      h.WatchdogKills,
+		MaxRSSRecycles:     h.RSSRecycles,
 	}
 }
 

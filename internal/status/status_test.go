@@ -411,3 +411,27 @@ func TestXMLAndHTML(t *testing.T) {
 		t.Errorf("processes without full: %s", out)
 	}
 }
+
+// TestContainmentFigures: the watchdog kills, the max-rss recycles and each
+// worker's Lua heap (last request memory) are on the page in every format.
+func TestContainmentFigures(t *testing.T) {
+	p, slots := testPool(t)
+	p.Board.AddWatchdogKill()
+	p.Board.AddWatchdogKill()
+	slots[1].RecycledForRSS()
+	for format, wants := range map[string][]string{
+		Text:        {"watchdog kills:       2\n", "max rss recycles:     1\n", "last request memory:  2048\n"},
+		JSON:        {`"watchdog kills":2`, `"max rss recycles":1`, `"last request memory":2048`},
+		XML:         {"<watchdog-kills>2</watchdog-kills>", "<max-rss-recycles>1</max-rss-recycles>", "<last-request-memory>2048</last-request-memory>"},
+		HTML:        {"<th>watchdog kills</th><td>2</td>", "<th>max rss recycles</th><td>1</td>", "<td>2048</td>"},
+		Prometheus:  {`magnet_watchdog_kills_total{pool="www"} 2`, `magnet_max_rss_recycles_total{pool="www"} 1`, `magnet_process_last_request_memory_bytes{pool="www",pid="` + strconv.Itoa(os.Getpid()) + `"} 2048`},
+		OpenMetrics: {`magnet_watchdog_kills_total{pool="www"} 2`, `magnet_max_rss_recycles_total{pool="www"} 1`},
+	} {
+		out := render(t, p, format, true)
+		for _, want := range wants {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s page lacks %q:\n%s", format, want, out)
+			}
+		}
+	}
+}
