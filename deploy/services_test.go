@@ -57,15 +57,11 @@ func TestSystemdUnit(t *testing.T) {
 	if unitValue(unit, "Type") != "forking" || unitValue(unit, "PIDFile") != pidFile {
 		t.Errorf("want Type=forking with PIDFile")
 	}
-	if sa, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Logf("systemd-analyze verify skipped: %v", err)
-	} else {
-		path := filepath.Join(dir, "magnetd.service")
-		writeFile(t, path, unit)
-		out, err := runOut(sa, "verify", "--man=no", path)
-		if err != nil || strings.Contains(out, "magnetd.service:") {
-			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
-		}
+	sa := testutil.LookPath(t, "systemd-analyze", "systemd")
+	path := filepath.Join(dir, "magnetd.service")
+	writeFile(t, path, unit)
+	if out, err := runOut(sa, "verify", "--man=no", path); err != nil || strings.Contains(out, "magnetd.service:") {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 
 	// ExecStart: magnetd daemonizes and writes its pid file.

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // TestBenchRun runs bench/run for real, briefly, on the C programs only:
@@ -15,14 +17,10 @@ func TestBenchRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers; skipped with -short")
 	}
-	for _, cmd := range []string{"spawn-fcgi", "gcc", "pkg-config", "taskset", "go"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			t.Skipf("%s not installed", cmd)
-		}
+	for _, p := range [][2]string{{"spawn-fcgi", "spawn-fcgi"}, {"gcc", "gcc"}, {"pkg-config", "pkg-config"}, {"taskset", "util-linux"}, {"go", "golang-go"}} {
+		testutil.LookPath(t, p[0], p[1])
 	}
-	if _, err := os.Stat("/usr/include/fcgi_stdio.h"); err != nil {
-		t.Skip("libfcgi-dev not installed")
-	}
+	testutil.NeedFile(t, "/usr/include/fcgi_stdio.h", "libfcgi-dev")
 	cmd := exec.Command("../run")
 	cmd.Env = append(os.Environ(), "BENCH_RUNS=1", "BENCH_DURATION=500ms", "BENCH_WARMUP=200ms",
 		"BENCH_STRACE_REQUESTS=300", "BENCH_SERVERS=c-ref floor", "BENCH_MODES=keep2 keep8",
@@ -68,15 +66,15 @@ func TestBenchScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds static binaries and starts servers; skipped with -short")
 	}
-	for _, cmd := range []string{"gcc", "pkg-config", "go"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			t.Skipf("%s not installed", cmd)
-		}
+	for _, p := range [][2]string{{"gcc", "gcc"}, {"pkg-config", "pkg-config"}, {"go", "golang-go"}} {
+		testutil.LookPath(t, p[0], p[1])
 	}
-	for _, lib := range []string{"/usr/include/fcgi_stdio.h", "/usr/lib/x86_64-linux-gnu/liblua5.1.a", "/usr/lib/x86_64-linux-gnu/libluajit-5.1.a"} {
-		if _, err := os.Stat(lib); err != nil {
-			t.Skipf("%s not installed", lib)
-		}
+	for _, p := range [][2]string{
+		{"/usr/include/fcgi_stdio.h", "libfcgi-dev"},
+		{"/usr/lib/x86_64-linux-gnu/liblua5.1.a", "liblua5.1-0-dev"},
+		{"/usr/lib/x86_64-linux-gnu/libluajit-5.1.a", "libluajit-5.1-dev"},
+	} {
+		testutil.NeedFile(t, p[0], p[1])
 	}
 	if out, err := exec.Command("../scale", "build").CombinedOutput(); err != nil {
 		t.Fatalf("bench/scale build: %v\n%s", err, out)
