@@ -131,6 +131,7 @@ type Conn struct {
 	keepConn   bool
 	paramsDone bool
 	stdinDone  bool
+	skip       bool // the current request went over a limit: drop its records
 }
 
 // NewConn returns a Conn that enforces lim (zero fields take their defaults).
@@ -154,6 +155,7 @@ func (c *Conn) Reset() {
 	c.keepConn = false
 	c.paramsDone = false
 	c.stdinDone = false
+	c.skip = false
 }
 
 // ReadBuffer returns free space to read into; it is at least 4 KiB long
@@ -207,7 +209,7 @@ func (c *Conn) Buffered() int {
 // Params returns the params of the current request. It is valid from
 // EventRequest until FinishRequest, and nil outside that span.
 func (c *Conn) Params() Params {
-	if !c.active || !c.paramsDone {
+	if !c.active || !c.paramsDone || c.skip {
 		return nil
 	}
 	return Params(c.params)
@@ -225,18 +227,44 @@ func (c *Conn) RequestID() uint16 {
 	return c.id
 }
 
+// InRequest reports whether a request has begun (BEGIN_REQUEST) and is
+// not finished yet.
+func (c *Conn) InRequest() bool {
+	return c.active
+}
+
 // FinishRequest ends the current request once its response is written.
 // STDIN of that request still to come is skipped by later calls to Next.
 func (c *Conn) FinishRequest() {
 	c.active = false
 	c.paramsDone = false
 	c.stdinDone = false
+	c.skip = false
+}
+
+// SkipRequest recovers from an error wrapping ErrLimit, so that the
+// over-limit request can be answered instead of the connection dropped:
+// the error is cleared, and the rest of the request's PARAMS and STDIN are
+// dropped as they arrive. The caller answers request RequestID, calls Next
+// until EventStdinEnd or EventAbort (the peer is done sending it), then
+// calls FinishRequest. SkipRequest reports false, and changes nothing,
+// after any other error.
+func (c *Conn) SkipRequest() bool {
+	if c.err == nil || !errors.Is(c.err, ErrLimit) {
+		return false
+	}
+	c.err = nil
+	c.active = true
+	c.skip = true
+	c.params = c.params[:0]
+	return true
 }
 
 // Next decodes the buffered bytes until it finds an event, or returns
 // EventNone when it needs more bytes. An error means the stream is
 // malformed or exceeds the limits; the caller closes the connection.
-// Once Next has returned an error it keeps returning it until Reset.
+// Once Next has returned an error it keeps returning it until Reset (or,
+// for a limit error, SkipRequest).
 func (c *Conn) Next() (Event, error) {
 	if c.err != nil {
 		return Event{}, c.err
@@ -285,6 +313,10 @@ func (c *Conn) record(h Header, content []byte) (Event, error) {
 	case TypeAbortRequest:
 		return Event{Kind: EventAbort, RequestID: id}, nil
 	case TypeParams:
+		if c.skip {
+			c.paramsDone = c.paramsDone || len(content) == 0
+			return Event{}, nil
+		}
 		return c.addParams(content)
 	case TypeStdin:
 		if !c.paramsDone {
@@ -296,6 +328,9 @@ func (c *Conn) record(h Header, content []byte) (Event, error) {
 		if len(content) == 0 {
 			c.stdinDone = true
 			return Event{Kind: EventStdinEnd, RequestID: id}, nil
+		}
+		if c.skip {
+			return Event{}, nil
 		}
 		return Event{Kind: EventStdin, RequestID: id, Data: content}, nil
 	}
@@ -325,6 +360,7 @@ func (c *Conn) begin(id uint16, content []byte) (Event, error) {
 	c.keepConn = keep
 	c.paramsDone = false
 	c.stdinDone = false
+	c.skip = false
 	c.params = c.params[:0]
 	return Event{}, nil
 }
@@ -340,6 +376,7 @@ func (c *Conn) addParams(content []byte) (Event, error) {
 			return Event{}, fmt.Errorf("protocol: request %d: PARAMS: %w", c.id, err)
 		}
 		if n > c.lim.MaxParams {
+			c.paramsDone = true // for SkipRequest: the end of PARAMS was seen
 			return Event{}, fmt.Errorf("protocol: request %d: more than %d params: %w", c.id, c.lim.MaxParams, ErrLimit)
 		}
 		c.paramsDone = true
