@@ -286,12 +286,14 @@ type fakeBoard struct {
 	mu       sync.Mutex
 	served   map[int]uint64
 	attached map[int]bool
-	slots    map[int]int // pid to slot, set on Started
-	exited   []int       // pids, in order
+	slots    map[int]int     // pid to slot, set on Started
+	exited   []int           // pids, in order
+	requests map[int]Request // current requests by pid
+	killed   []int           // slots, in order, of Terminated calls
 }
 
 func newFakeBoard() *fakeBoard {
-	return &fakeBoard{served: map[int]uint64{}, attached: map[int]bool{}, slots: map[int]int{}}
+	return &fakeBoard{served: map[int]uint64{}, attached: map[int]bool{}, slots: map[int]int{}, requests: map[int]Request{}}
 }
 
 func (b *fakeBoard) Env(slot int) []string { return []string{fmt.Sprintf("SLOT=%d", slot)} }
@@ -319,6 +321,40 @@ func (b *fakeBoard) Exited(slot, pid int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.exited = append(b.exited, pid)
+}
+
+func (b *fakeBoard) Request(slot, pid int) (Request, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.requests[pid]
+	return r, ok && b.slots[pid] == slot
+}
+
+func (b *fakeBoard) Terminated(slot int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.killed = append(b.killed, slot)
+}
+
+// begin makes worker pid serve a request that started at start, the
+// worker announcing timeout as its own limit; end finishes it.
+func (b *fakeBoard) begin(pid int, start time.Time, timeout time.Duration, script string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.requests[pid] = Request{Start: start, Timeout: timeout, Script: script, URI: "/uri/" + script}
+}
+
+func (b *fakeBoard) end(pid int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.requests, pid)
+}
+
+// terminated returns the slots of the Terminated calls so far.
+func (b *fakeBoard) terminated() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.killed)
 }
 
 // slot is the slot worker pid started in.

@@ -52,6 +52,12 @@ type Config struct {
 	Ready func()
 	// Reopen, when set, is called on SIGUSR1 to reopen log files.
 	Reopen func()
+	// RequestTimeout is how long a worker's current request may run, by
+	// the board's request start, before the worker is killed (PHP-FPM's
+	// request_terminate_timeout). 0 takes the limit each worker announces
+	// on the board (Request.Timeout); a negative value kills none. It needs
+	// a Board.
+	RequestTimeout time.Duration
 
 	// OS starts and signals the workers and keeps the time; nil is the
 	// real operating system.
@@ -76,6 +82,11 @@ type Board interface {
 	// Exited is called when the worker that ran in a slot has exited and
 	// was reaped.
 	Exited(slot, pid int)
+	// Request reports the current request of worker pid in a slot; ok is
+	// false between requests, or when the slot holds another worker.
+	Request(slot, pid int) (r Request, ok bool)
+	// Terminated counts a worker killed by the request terminate timeout.
+	Terminated(slot int)
 }
 
 // SlotCount is the number of scoreboard slots a pool of n workers uses:
@@ -102,6 +113,7 @@ type proc struct {
 	gen      int
 	started  time.Time
 	retiring bool
+	killed   bool // by the watchdog
 }
 
 type poolSlot struct {
@@ -195,6 +207,9 @@ func (s *Supervisor) Run() error {
 			s.cancelRestart(i)
 		}
 		return fmt.Errorf("starting workers: %w", firstErr)
+	}
+	if s.watchdogOn() {
+		s.scheduleWatchdog()
 	}
 	if s.cfg.Ready != nil {
 		s.cfg.Ready()
@@ -309,7 +324,17 @@ func (s *Supervisor) reap(ev exitEvent) {
 	lived := s.os.Now().Sub(p.started)
 	clean := ev.exit.Success
 	attrs := []any{"pid", p.pid, "index", p.index, "generation", p.gen, "status", ev.exit.Status, "uptime", lived.Round(time.Millisecond)}
-	recycled := clean && s.cfg.Board != nil && s.cfg.Board.Served(p.slot) > 0
+	var served uint64
+	if s.cfg.Board != nil {
+		served = s.cfg.Board.Served(p.slot)
+	}
+	// A worker that exits 0 having served requests was recycled
+	// (PHP_FCGI_MAX_REQUESTS, --max-rss); one the watchdog killed after
+	// serving requests was stuck, not crashing at start. Neither backs off.
+	recycled := (clean || p.killed) && served > 0
+	if p.killed {
+		attrs = append(attrs, "reason", "request terminate timeout")
+	}
 	if s.cfg.Board != nil {
 		s.cfg.Board.Exited(p.slot, p.pid)
 	}

@@ -23,11 +23,13 @@ func newChanBoard() *chanBoard {
 	return &chanBoard{started: make(chan [2]int, 100), exited: make(chan [2]int, 100)}
 }
 
-func (b *chanBoard) Env(slot int) []string { return []string{"SLOT=" + string(rune('0'+slot))} }
-func (b *chanBoard) Started(slot, pid int) { b.started <- [2]int{slot, pid} }
-func (b *chanBoard) Served(int) uint64     { return 0 }
-func (b *chanBoard) Attached(int) bool     { return true }
-func (b *chanBoard) Exited(slot, pid int)  { b.exited <- [2]int{slot, pid} }
+func (b *chanBoard) Env(slot int) []string            { return []string{"SLOT=" + string(rune('0'+slot))} }
+func (b *chanBoard) Started(slot, pid int)            { b.started <- [2]int{slot, pid} }
+func (b *chanBoard) Served(int) uint64                { return 0 }
+func (b *chanBoard) Attached(int) bool                { return true }
+func (b *chanBoard) Exited(slot, pid int)             { b.exited <- [2]int{slot, pid} }
+func (b *chanBoard) Request(int, int) (Request, bool) { return Request{}, false }
+func (b *chanBoard) Terminated(int)                   {}
 
 // next waits for the next event on c.
 func next(t *testing.T, c chan [2]int, what string) (slot, pid int) {

@@ -52,7 +52,16 @@ func startFronts(o *options, cfg *supervisor.Config, log *slog.Logger) (*fronts,
 		cfg.ExtraFiles = []*os.File{board.File()}
 		// Only magnet-worker reports on the board; another program would
 		// look as if it never started.
-		cfg.Board = poolBoard{board: board, reports: filepath.Base(cfg.Path) == "magnet-worker"}
+		reports := filepath.Base(cfg.Path) == "magnet-worker"
+		cfg.Board = poolBoard{board: board, reports: reports}
+		if !reports {
+			// Another program reports no request on the board: nothing for
+			// the watchdog to watch.
+			if o.requestTimeoutSet && o.requestTimeout > 0 {
+				log.Warn("--request-terminate-timeout is ignored: the worker program is not magnet-worker and reports no request")
+			}
+			cfg.RequestTimeout = -1
+		}
 		pool := &status.Pool{Name: poolName, PM: "static", Start: time.Now(), Listener: cfg.Socket.File, Board: board}
 		f.pool = pool
 		ctx, cancel := context.WithCancel(context.Background())
@@ -217,6 +226,19 @@ func (b poolBoard) Attached(slot int) bool {
 	st := b.board.Snapshot(slot).State
 	return st != scoreboard.Starting && st != scoreboard.Free
 }
+
+// Request reports the worker's current request, with the request
+// terminate timeout it announced for itself.
+func (b poolBoard) Request(slot, pid int) (supervisor.Request, bool) {
+	s := b.board.Snapshot(slot)
+	if s.PID != pid || s.State != scoreboard.Busy {
+		return supervisor.Request{}, false
+	}
+	return supervisor.Request{Start: s.RequestStart, Timeout: s.RequestTimeout, Script: s.Script, URI: s.URI}, true
+}
+
+// Terminated counts the kill on the status page.
+func (b poolBoard) Terminated(int) { b.board.AddWatchdogKill() }
 
 // Exited frees the slot unless a newer worker already took it.
 func (b poolBoard) Exited(slot, pid int) {

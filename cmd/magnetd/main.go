@@ -127,6 +127,8 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Category: catRoot, Name: "socket-user", Aliases: []string{"U"}, Usage: "unix domain socket owner `USER` (default: -u)"},
 		&cli.StringFlag{Category: catRoot, Name: "socket-group", Aliases: []string{"G"}, Usage: "unix domain socket `GROUP` (default: -g)"},
 		&cli.IntFlag{Category: catPool, Name: "max-requests", DefaultText: "never", Usage: "recycle a worker after `N` requests (sets PHP_FCGI_MAX_REQUESTS)"},
+		&cli.DurationFlag{Category: catPool, Name: "request-terminate-timeout", DefaultText: "the worker's --timeout + 5s", Usage: "kill a worker whose request has run longer than `DURATION`, even inside C (0: never)"},
+		&cli.StringFlag{Category: catPool, Name: "max-rss", Usage: "recycle a worker whose resident memory is over `SIZE` (e.g. 256M) after a request (sets MAGNET_MAX_RSS)"},
 		&cli.DurationFlag{Category: catPool, Name: "drain-timeout", Value: 30 * time.Second, Usage: "`DURATION` old workers may take to finish requests on reload and stop before SIGKILL"},
 		&cli.StringFlag{Category: catPool, Name: "log-file", Usage: "log to `PATH` instead of stderr (reopened on SIGUSR1)"},
 		&cli.StringFlag{Category: catPool, Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/magnet-fcgi/magnet/internal/bytesize"
 	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
@@ -40,10 +41,15 @@ type options struct {
 	argv []string // worker program and its arguments
 
 	maxRequests int
-	drain       time.Duration
-	logFile     string
-	logLevel    slog.Level
-	accessLog   string
+	// requestTimeout is supervisor.Config.RequestTimeout: the flag's
+	// value, 0 (each worker's own) when not given, negative when off.
+	requestTimeout    time.Duration
+	requestTimeoutSet bool
+	maxRSS            uint64 // bytes; 0: none
+	drain             time.Duration
+	logFile           string
+	logLevel          slog.Level
+	accessLog         string
 
 	statusListen string
 	statusPath   string
@@ -82,6 +88,23 @@ func parseOptions(c *cli.Context) (*options, error) {
 		pingPath:         c.String("ping-path"),
 		httpAddr:         c.String("http"),
 		docroot:          c.String("docroot"),
+	}
+	if c.IsSet("request-terminate-timeout") {
+		o.requestTimeoutSet = true
+		o.requestTimeout = c.Duration("request-terminate-timeout")
+		switch {
+		case o.requestTimeout < 0:
+			return nil, errors.New("--request-terminate-timeout must not be negative")
+		case o.requestTimeout == 0:
+			o.requestTimeout = -1
+		}
+	}
+	if v := c.String("max-rss"); v != "" {
+		n, err := bytesize.Parse(v)
+		if err != nil {
+			return nil, fmt.Errorf("--max-rss: %w", err)
+		}
+		o.maxRSS = n
 	}
 	if c.IsSet("php-children") {
 		o.phpChildren = c.Int("php-children")

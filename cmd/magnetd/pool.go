@@ -27,17 +27,18 @@ type poolConfig struct {
 func runPool(o *options, p poolConfig) error {
 	log, logFile, sock := p.log, p.logFile, p.sock
 	cfg := supervisor.Config{
-		Path:         p.path,
-		Argv:         o.argv,
-		Env:          workerEnv(os.Environ(), o, p.inherited),
-		Dir:          o.dir,
-		Chroot:       o.chroot,
-		Credential:   p.workerID.Credential(),
-		Workers:      p.workers,
-		DrainTimeout: o.drain,
-		Socket:       sock,
-		Logger:       log,
-		Ready:        p.ready,
+		Path:           p.path,
+		Argv:           o.argv,
+		Env:            workerEnv(os.Environ(), o, p.inherited),
+		Dir:            o.dir,
+		Chroot:         o.chroot,
+		Credential:     p.workerID.Credential(),
+		Workers:        p.workers,
+		DrainTimeout:   o.drain,
+		RequestTimeout: o.requestTimeout,
+		Socket:         sock,
+		Logger:         log,
+		Ready:          p.ready,
 		Reopen: func() {
 			if logFile != nil {
 				if err := logFile.Reopen(); err != nil {

@@ -129,8 +129,11 @@ func workerCount(o *options, inherited bool) int {
 	return 1
 }
 
+// maxRSSEnv tells magnet-worker its --max-rss, in bytes.
+const maxRSSEnv = "MAGNET_MAX_RSS"
+
 // workerEnv is the workers' environment: magnetd's own, without what
-// magnetd consumed, with -C and --max-requests applied.
+// magnetd consumed, with -C, --max-requests and --max-rss applied.
 func workerEnv(base []string, o *options, inherited bool) []string {
 	drop := map[string]bool{daemon.EnvVar: true, "MAGNET_SCOREBOARD": true}
 	if o.phpChildren >= 0 || inherited {
@@ -138,6 +141,9 @@ func workerEnv(base []string, o *options, inherited bool) []string {
 	}
 	if o.maxRequests > 0 {
 		drop["PHP_FCGI_MAX_REQUESTS"] = true
+	}
+	if o.maxRSS > 0 {
+		drop[maxRSSEnv] = true
 	}
 	var env []string
 	for _, kv := range base {
@@ -151,6 +157,9 @@ func workerEnv(base []string, o *options, inherited bool) []string {
 	}
 	if o.maxRequests > 0 {
 		env = append(env, "PHP_FCGI_MAX_REQUESTS="+strconv.Itoa(o.maxRequests))
+	}
+	if o.maxRSS > 0 {
+		env = append(env, maxRSSEnv+"="+strconv.FormatUint(o.maxRSS, 10))
 	}
 	return env
 }
