@@ -2,16 +2,22 @@
 // path (document roots, extension, file type), compiles each script once
 // per worker and recompiles it when the file changes.
 //
-// Change detection compares mtime (nanoseconds), ctime, size, inode and
-// device, so two rewrites within one second are both seen. The per-request
-// check is one stat(2) made without allocating, or none at all while the
-// entry is younger than Config.StatInterval.
+// Change detection is by inotify (watch.go): a change drops the chunk
+// before the next request, and an unchanged script costs no system call.
+// Where inotify cannot watch a script (no inotify, the watch limit, a
+// network or FUSE filesystem), and when Config.StatInterval or
+// Config.NoWatch asks for it, each request stats the file instead and
+// compares mtime (nanoseconds), ctime, size, inode and device: one stat(2)
+// made without allocating, or none at all while the entry is younger than
+// Config.StatInterval.
 package scripts
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,8 +37,13 @@ type Config struct {
 	// Exts are the allowed file name extensions; empty means ".lua".
 	Exts []string
 	// StatInterval is how long a checked entry is trusted before the file
-	// is stat'ed again; 0 checks on every request.
+	// is stat'ed again; 0 checks on every request. Setting it turns
+	// inotify off.
 	StatInterval time.Duration
+	// NoWatch turns inotify off: every request stats its script.
+	NoWatch bool
+	// Logger says once when a script cannot be watched (nil: no log).
+	Logger *slog.Logger
 }
 
 // Error is a script that cannot be served, with the HTTP status to answer.
@@ -54,6 +65,9 @@ type Cache struct {
 	m       map[string]*entry
 	pathbuf []byte
 	stat    unix.Stat_t
+	w       *watcher // nil: every script is checked with stat
+	log     *slog.Logger
+	warned  bool // the log said a script is not watched
 }
 
 type entry struct {
@@ -64,11 +78,15 @@ type entry struct {
 	mtime   unix.Timespec
 	ctime   unix.Timespec
 	checked int64 // monotonic nanoseconds of the last stat
+	watched bool  // inotify reports its changes: no stat
 }
 
 // New makes an empty cache for st.
 func New(st *luabind.State, cfg Config) (*Cache, error) {
-	c := &Cache{st: st, every: int64(cfg.StatInterval), m: make(map[string]*entry), pathbuf: make([]byte, 0, 1024)}
+	c := &Cache{st: st, every: int64(cfg.StatInterval), m: make(map[string]*entry), pathbuf: make([]byte, 0, 1024), log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	for _, r := range cfg.DocRoots {
 		abs, err := filepath.Abs(r)
 		if err != nil {
@@ -93,6 +111,14 @@ func New(st *luabind.State, cfg Config) (*Cache, error) {
 			c.exts[i] = "." + e
 		}
 	}
+	if c.every == 0 && !cfg.NoWatch {
+		w, err := newWatcher()
+		if err != nil {
+			c.log.Warn("change detection: inotify unavailable, checking every script with stat on every request", "err", err)
+			c.warned = true
+		}
+		c.w = w
+	}
 	return c, nil
 }
 
@@ -106,7 +132,13 @@ func monotonic() int64 { return int64(time.Since(start)) }
 // Lookup returns the chunk for path, compiling it on first use and again
 // whenever the file has changed. Errors are *Error.
 func (c *Cache) Lookup(path []byte) (luabind.Chunk, error) {
+	if c.w != nil && sigios() != c.w.seen {
+		c.readEvents()
+	}
 	e := c.m[string(path)]
+	if e != nil && e.watched {
+		return e.chunk, nil
+	}
 	now := monotonic()
 	if e != nil && c.every > 0 && now-e.checked < c.every {
 		return e.chunk, nil
@@ -169,6 +201,15 @@ func (c *Cache) load(path string, old *entry, now int64) (luabind.Chunk, error) 
 	if err := c.validate(path, &st); err != nil {
 		return luabind.Chunk{}, err
 	}
+	// Watch before reading: a change made from now on drops what we read.
+	watched := false
+	if c.w != nil {
+		if err := c.w.add(path); err == nil {
+			watched = true
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			c.unwatched(path, err)
+		}
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -180,7 +221,7 @@ func (c *Cache) load(path string, old *entry, now int64) (luabind.Chunk, error) 
 	if err != nil {
 		return luabind.Chunk{}, &Error{Status: 500, Path: path, Err: err}
 	}
-	c.m[path] = &entry{chunk: chunk, dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim, checked: now}
+	c.m[path] = &entry{chunk: chunk, dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim, checked: now, watched: watched}
 	return chunk, nil
 }
 

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/magnet-fcgi/magnet/luabind"
 )
 
+// newCache makes a cache bound to the test's thread, as a worker's is to
+// its serving thread.
 func newCache(t testing.TB, cfg Config) *Cache {
 	t.Helper()
 	st, err := luabind.NewState()
@@ -19,6 +22,12 @@ func newCache(t testing.TB, cfg Config) *Cache {
 	t.Cleanup(st.Close)
 	c, err := New(st, cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	if err := c.BindThread(); err != nil {
 		t.Fatal(err)
 	}
 	return c
