@@ -1,5 +1,6 @@
 /* errors.c: the message handler of a script run, and the error text
  * that Go reads from S->err. Safety rules: doc.go. */
+#include <stdio.h>
 #include "internal.h"
 
 /* mg_msghandler is the message handler of a script run: it turns an error
@@ -26,17 +27,24 @@ int mg_msghandler(lua_State *L) {
 	return 1;
 }
 
-/* mg_capture_error copies the error value on top of the stack to S->err. */
+/* mg_capture_error copies the error value on top of the stack to S->err.
+ * It allocates nothing in Lua (lua_tolstring would turn a number into a
+ * string in place), so it is safe outside a protected call. */
 void mg_capture_error(lua_State *L, mg_state *S) {
 	size_t n;
-	const char *msg = lua_tolstring(L, -1, &n);
-	if (msg) {
+	int t = lua_type(L, -1);
+	if (t == LUA_TSTRING) {
+		const char *msg = lua_tolstring(L, -1, &n);
 		mg_buf_set(&S->err, msg, n);
-	} else if (lua_istable(L, -1)) {
+	} else if (t == LUA_TNUMBER) {
+		char num[64];
+		int k = snprintf(num, sizeof num, "%.14g", (double)lua_tonumber(L, -1));
+		mg_buf_set(&S->err, num, k > 0 ? (size_t)k : 0);
+	} else if (t == LUA_TTABLE) {
 		/* error({...}) escaped a protected call without msghandler */
 		mg_buf_set(&S->err, "uncaught error object (table)", 29);
 	} else {
-		const char *tn = luaL_typename(L, -1);
+		const char *tn = lua_typename(L, t);
 		mg_buf_set(&S->err, "uncaught error object (", 23);
 		mg_buf_append(&S->err, tn, strlen(tn));
 		mg_buf_append(&S->err, ")", 1);

@@ -3,15 +3,140 @@
 #include "internal.h"
 #include "_cgo_export.h"
 
-/* mg_gofunc calls a Go function; the Go side never raises, it returns
- * MG_GOERROR with the error value on the stack and C raises it here,
- * after every Go frame has returned. */
+/* A result box is a userdata holding the encoded results of one Go call.
+ * It lives on the Lua stack while C pushes the results, so a nested Go
+ * call (a __gc finalizer run by one of those pushes) gets its own box, and
+ * an error raised by a push leaves the buffer to the collector. */
+static int box_gc(lua_State *L) {
+	mg_buf *b = lua_touserdata(L, 1);
+	if (b) {
+		free(b->p);
+		b->p = NULL;
+		b->len = b->cap = 0;
+	}
+	return 0;
+}
+
+/* mg_box_metatable makes the metatable of result boxes (in setup). */
+void mg_box_metatable(lua_State *L, mg_state *S) {
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, box_gc);
+	lua_setfield(L, -2, "__gc");
+	S->box_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* reader walks a result box. */
+typedef struct reader {
+	const char *p, *end;
+} reader;
+
+static int rd(reader *r, void *v, size_t n) {
+	if ((size_t)(r->end - r->p) < n) return -1;
+	memcpy(v, r->p, n);
+	r->p += n;
+	return 0;
+}
+
+static int rd_str(reader *r, const char **s, size_t *n) {
+	uint64_t len;
+	if (rd(r, &len, 8) != 0 || (uint64_t)(r->end - r->p) < len) return -1;
+	*s = r->p;
+	*n = (size_t)len;
+	r->p += len;
+	return 0;
+}
+
+/* mg_box_set copies a Go call's encoded results into its box. */
+int mg_box_set(mg_buf *b, const char *p, size_t n) {
+	b->len = 0;
+	return mg_buf_append(b, p, n);
+}
+
+/* set_target checks that t is a table the function may store into: an
+ * argument or one of its results, not the box, and below the value. */
+static int set_target(lua_State *L, int box, int32_t t) {
+	int top = lua_gettop(L);
+	int abs = t > 0 ? t : top + 1 + t;
+	if (top <= box || abs < 1 || abs >= top || abs == box || !lua_istable(L, abs)) return 0;
+	return abs;
+}
+
+/* replay pushes the results encoded in the box at index box. */
+static int replay(lua_State *L, int box, int ret) {
+	mg_buf *b = lua_touserdata(L, box);
+	reader r = {b->p, b->p + b->len};
+	while (r.p < r.end) {
+		char op = *r.p++;
+		const char *s;
+		size_t n;
+		int32_t t, i;
+		/* at most two slots per op (FIELD pushes its key) */
+		luaL_checkstack(L, 2, "too many results from a Go function");
+		switch (op) {
+		case MG_OP_NIL:
+			lua_pushnil(L);
+			break;
+		case MG_OP_BOOL: {
+			char v;
+			if (rd(&r, &v, 1) != 0) goto bad;
+			lua_pushboolean(L, v);
+			break;
+		}
+		case MG_OP_NUM: {
+			double v;
+			if (rd(&r, &v, sizeof v) != 0) goto bad;
+			lua_pushnumber(L, (lua_Number)v);
+			break;
+		}
+		case MG_OP_STR:
+		case MG_OP_ERROR:
+			if (rd_str(&r, &s, &n) != 0) goto bad;
+			lua_pushlstring(L, s, n);
+			if (op == MG_OP_ERROR) return lua_error(L);
+			break;
+		case MG_OP_TABLE: {
+			int32_t narr, nrec;
+			if (rd(&r, &narr, 4) != 0 || rd(&r, &nrec, 4) != 0 || narr < 0 || nrec < 0) goto bad;
+			lua_createtable(L, narr, nrec);
+			break;
+		}
+		case MG_OP_FIELD:
+			if (rd(&r, &t, 4) != 0 || rd_str(&r, &s, &n) != 0) goto bad;
+			if (!(t = set_target(L, box, t))) goto bad;
+			lua_pushlstring(L, s, n);
+			lua_insert(L, -2);
+			lua_rawset(L, t);
+			break;
+		case MG_OP_INDEX:
+			if (rd(&r, &t, 4) != 0 || rd(&r, &i, 4) != 0) goto bad;
+			if (!(t = set_target(L, box, t))) goto bad;
+			lua_rawseti(L, t, i);
+			break;
+		default:
+			goto bad;
+		}
+	}
+	if (ret == MG_GOERROR) return luaL_error(L, "Go function failed without a message");
+	if (ret < 0 || ret > lua_gettop(L) - box) return luaL_error(L, "Go function returned %d values but pushed %d", ret, lua_gettop(L) - box);
+	return ret;
+bad:
+	return luaL_error(L, "Go function: bad result encoding");
+}
+
+/* mg_gofunc calls a Go function. Go reads its arguments without raising
+ * and encodes its results (or its error) into a result box; C pushes
+ * them, and raises, after every Go frame has returned. */
 static int mg_gofunc(lua_State *L) {
 	mg_state *S = UPSTATE(L);
 	int id = (int)lua_tointeger(L, lua_upvalueindex(2));
-	int n = magnetCallGo(S->handle, L, id);
-	if (n == MG_GOERROR) return lua_error(L);
-	return n;
+	luaL_checkstack(L, 1, "too many arguments");
+	mg_buf *b = lua_newuserdata(L, sizeof *b);
+	memset(b, 0, sizeof *b);
+	int box = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->box_mt_ref);
+	lua_setmetatable(L, box);
+	int ret = magnetCallGo(S->handle, L, id, box - 1, b);
+	return replay(L, box, ret);
 }
 
 /* find_table leaves the (possibly new) global table at path on the stack. */
@@ -35,15 +160,31 @@ static void find_table(lua_State *L, const char *path) {
 	}
 }
 
-/* mg_register_go sets table.name (table a dotted global path, made when
- * missing) to a trampoline to Go function id. */
-void mg_register_go(mg_state *S, const char *table, const char *name, int id) {
-	lua_State *L = S->L;
-	find_table(L, table);
-	lua_pushstring(L, name);
-	lua_pushlightuserdata(L, S);
-	lua_pushinteger(L, id);
+typedef struct register_args {
+	mg_state *S;
+	const char *table, *name;
+	int id;
+} register_args;
+
+static int register_protected(lua_State *L) {
+	register_args *a = lua_touserdata(L, 1);
+	find_table(L, a->table);
+	lua_pushstring(L, a->name);
+	lua_pushlightuserdata(L, a->S);
+	lua_pushinteger(L, a->id);
 	lua_pushcclosure(L, mg_gofunc, 2);
 	lua_rawset(L, -3);
-	lua_pop(L, 1);
+	return 0;
+}
+
+/* mg_register_go sets table.name (table a dotted global path, made when
+ * missing) to a trampoline to Go function id. Returns a lua_cpcall code. */
+int mg_register_go(mg_state *S, const char *table, const char *name, int id) {
+	register_args a = {S, table, name, id};
+	int rc = lua_cpcall(S->L, register_protected, &a);
+	if (rc != 0) {
+		mg_capture_error(S->L, S);
+		lua_pop(S->L, 1);
+	}
+	return rc;
 }

@@ -1,18 +1,13 @@
 package luabind
 
 /*
+#include <stdio.h>
 #include <stdlib.h>
 #include "magnet.h"
 
-static const char *mg_tolstring(lua_State *L, int i, size_t *n) { return lua_type(L, i) == LUA_TSTRING || lua_type(L, i) == LUA_TNUMBER ? lua_tolstring(L, i, n) : NULL; }
-static void mg_pushlstring(lua_State *L, const char *s, size_t n) { lua_pushlstring(L, s, n); }
-static void mg_pushnil(lua_State *L) { lua_pushnil(L); }
-static void mg_pushboolean(lua_State *L, int b) { lua_pushboolean(L, b); }
-static void mg_pushnumber(lua_State *L, double v) { lua_pushnumber(L, v); }
-static void mg_newtable(lua_State *L, int narr, int nrec) { lua_createtable(L, narr, nrec); }
-static void mg_rawsetfield(lua_State *L, int t, const char *k, size_t n) { lua_pushlstring(L, k, n); lua_insert(L, -2); lua_rawset(L, t < 0 ? t - 1 : t); }
-static void mg_rawseti(lua_State *L, int t, int i) { lua_rawseti(L, t, i); }
-static int mg_gettop(lua_State *L) { return lua_gettop(L); }
+// Reading arguments: none of these allocates in Lua, so none can raise.
+static const char *mg_tolstring(lua_State *L, int i, size_t *n) { return lua_type(L, i) == LUA_TSTRING ? lua_tolstring(L, i, n) : NULL; }
+static int mg_numstr(lua_State *L, int i, char *buf, int n) { return snprintf(buf, n, "%.14g", (double)lua_tonumber(L, i)); }
 static int mg_type(lua_State *L, int i) { return lua_type(L, i); }
 static double mg_tonumber(lua_State *L, int i) { return lua_tonumber(L, i); }
 static int mg_toboolean(lua_State *L, int i) { return lua_toboolean(L, i); }
@@ -21,13 +16,15 @@ static const char *mg_typename(lua_State *L, int i) { return lua_typename(L, lua
 import "C"
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"runtime/cgo"
 	"unsafe"
 )
 
 // Func is a Lua function implemented in Go. It reads its arguments and
-// pushes its results through c and returns how many it pushed. A returned
+// gives its results through c and returns how many it gave. A returned
 // error becomes a Lua error that the script can catch with pcall.
 type Func func(c *Call) (int, error)
 
@@ -36,71 +33,121 @@ type goFunc struct {
 	fn   Func
 }
 
-// Call is the argument and result stack of one Go function call. Its
-// methods use only Lua API calls that cannot raise a Lua error.
+// Call is the argument and result stack of one Go function call. Reading
+// an argument calls no Lua function that can raise. Results are not pushed
+// from Go: they are encoded (the MG_OP_* codes of magnet.h) and the C
+// trampoline pushes them after Go has returned, checking stack space, so
+// that no Lua error (a memory error, a raising __gc finalizer, a stack
+// overflow) can unwind through Go frames.
 type Call struct {
-	st   *State
-	L    *C.lua_State
-	name string
+	st    *State
+	L     *C.lua_State
+	name  string
+	nargs int
 }
 
 // Register makes fn callable from Lua as table.name ("" for a global),
 // creating the table path (for example "magnet.fs") when it is missing.
+// It panics if the state cannot hold the function (out of memory).
 func (st *State) Register(table, name string, fn Func) {
 	id := len(st.funcs)
 	st.funcs = append(st.funcs, goFunc{name: name, fn: fn})
 	ct := C.CString(table)
 	cn := C.CString(name)
-	C.mg_register_go(st.s, ct, cn, C.int(id))
+	rc := C.mg_register_go(st.s, ct, cn, C.int(id))
 	C.free(unsafe.Pointer(ct))
 	C.free(unsafe.Pointer(cn))
+	if rc != 0 {
+		panic(fmt.Sprintf("luabind: registering %s.%s: %s", table, name, st.errText()))
+	}
 }
 
 //export magnetCallGo
-func magnetCallGo(h C.uintptr_t, L *C.lua_State, id C.int) (ret C.int) {
-	st := cgo.Handle(h).Value().(*State)
-	f := st.funcs[id]
-	c := &Call{st: st, L: L, name: f.name}
+func magnetCallGo(h C.uintptr_t, L *C.lua_State, id C.int, nargs C.int, box *C.mg_buf) (ret C.int) {
+	var c Call
 	defer func() {
 		if p := recover(); p != nil {
-			c.pushError(fmt.Errorf("%s: internal error: %v", f.name, p))
-			ret = C.MG_GOERROR
+			c.st = nil // the handle may be what failed
+			ret = finishCall(&c, box, fmt.Errorf("%s: internal error: %v", c.name, p))
 		}
 	}()
-	n, err := f.fn(c)
+	st := cgo.Handle(h).Value().(*State)
+	f := st.funcs[id]
+	c = Call{st: st, L: L, name: f.name, nargs: int(nargs)}
+	st.res = st.res[:0]
+	n, err := f.fn(&c)
 	if err != nil {
-		c.pushError(err)
+		return finishCall(&c, box, err)
+	}
+	if finishCall(&c, box, nil) != 0 {
 		return C.MG_GOERROR
 	}
 	return C.int(n)
 }
 
-func (c *Call) pushError(err error) {
-	msg := err.Error()
-	if len(msg) > 0 {
-		C.mg_pushlstring(c.L, (*C.char)(unsafe.Pointer(unsafe.StringData(msg))), C.size_t(len(msg)))
-	} else {
-		C.mg_pushlstring(c.L, nil, 0)
+// finishCall copies the encoded results, or the error, into the box: 0,
+// or MG_GOERROR.
+func finishCall(c *Call, box *C.mg_buf, err error) C.int {
+	var res []byte
+	if c.st != nil {
+		res = c.st.res
 	}
+	ret := C.int(0)
+	if err != nil {
+		res = appendStr(append(res, C.MG_OP_ERROR), err.Error())
+		ret = C.MG_GOERROR
+	}
+	if c.st != nil {
+		c.st.res = res[:0]
+	}
+	if len(res) == 0 {
+		return ret
+	}
+	if C.mg_box_set(box, (*C.char)(unsafe.Pointer(&res[0])), C.size_t(len(res))) != 0 {
+		return C.MG_GOERROR // out of C memory: C raises a generic error
+	}
+	return ret
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.NativeEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func (c *Call) op(code byte) { c.st.res = append(c.st.res, code) }
+
+func (c *Call) i32(v int) {
+	c.st.res = binary.NativeEndian.AppendUint32(c.st.res, uint32(int32(v)))
 }
 
 // Top is the number of arguments.
-func (c *Call) Top() int { return int(C.mg_gettop(c.L)) }
+func (c *Call) Top() int { return c.nargs }
 
 // ArgError is the error for a bad argument, worded as Lua's own.
 func (c *Call) ArgError(i int, msg string) error {
 	return fmt.Errorf("bad argument #%d to '%s' (%s)", i, c.name, msg)
 }
 
+// arg reports whether i names an argument (the stack above them holds the
+// trampoline's result box).
+func (c *Call) arg(i int) bool { return i >= 1 && i <= c.nargs }
+
 // CheckString returns argument i as a string (numbers are converted), or an
 // argument error.
 func (c *Call) CheckString(i int) (string, error) {
-	var n C.size_t
-	p := C.mg_tolstring(c.L, C.int(i), &n)
-	if p == nil {
-		return "", c.ArgError(i, "string expected, got "+c.TypeName(i))
+	if c.arg(i) {
+		switch C.mg_type(c.L, C.int(i)) {
+		case C.LUA_TSTRING:
+			var n C.size_t
+			p := C.mg_tolstring(c.L, C.int(i), &n)
+			return C.GoStringN(p, C.int(n)), nil
+		case C.LUA_TNUMBER:
+			var buf [64]byte
+			k := C.mg_numstr(c.L, C.int(i), (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
+			return string(buf[:k]), nil
+		}
 	}
-	return C.GoStringN(p, C.int(n)), nil
+	return "", c.ArgError(i, "string expected, got "+c.TypeName(i))
 }
 
 // OptString is argument i as a string, or def when it is absent or nil.
@@ -113,7 +160,7 @@ func (c *Call) OptString(i int, def string) (string, error) {
 
 // CheckNumber returns argument i as a number, or an argument error.
 func (c *Call) CheckNumber(i int) (float64, error) {
-	if t := C.mg_type(c.L, C.int(i)); t != C.LUA_TNUMBER {
+	if !c.arg(i) || C.mg_type(c.L, C.int(i)) != C.LUA_TNUMBER {
 		if s, ok := c.stringArg(i); ok {
 			var v float64
 			if _, err := fmt.Sscan(s, &v); err == nil {
@@ -126,7 +173,7 @@ func (c *Call) CheckNumber(i int) (float64, error) {
 }
 
 func (c *Call) stringArg(i int) (string, bool) {
-	if C.mg_type(c.L, C.int(i)) != C.LUA_TSTRING {
+	if !c.arg(i) || C.mg_type(c.L, C.int(i)) != C.LUA_TSTRING {
 		return "", false
 	}
 	s, err := c.CheckString(i)
@@ -134,49 +181,61 @@ func (c *Call) stringArg(i int) (string, bool) {
 }
 
 // Bool is argument i's truth value.
-func (c *Call) Bool(i int) bool { return C.mg_toboolean(c.L, C.int(i)) != 0 }
+func (c *Call) Bool(i int) bool { return c.arg(i) && C.mg_toboolean(c.L, C.int(i)) != 0 }
 
 // IsNoneOrNil reports whether argument i is absent or nil.
-func (c *Call) IsNoneOrNil(i int) bool { return C.mg_type(c.L, C.int(i)) <= C.LUA_TNIL }
+func (c *Call) IsNoneOrNil(i int) bool { return !c.arg(i) || C.mg_type(c.L, C.int(i)) <= C.LUA_TNIL }
 
 // TypeName is the Lua type name of argument i ("no value" when absent).
 func (c *Call) TypeName(i int) string {
-	if C.mg_type(c.L, C.int(i)) == C.LUA_TNONE {
+	if !c.arg(i) {
 		return "no value"
 	}
 	return C.GoString(C.mg_typename(c.L, C.int(i)))
 }
 
-// PushString pushes a string.
-func (c *Call) PushString(s string) {
-	C.mg_pushlstring(c.L, (*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s)))
-}
+// PushString gives a string result.
+func (c *Call) PushString(s string) { c.st.res = appendStr(append(c.st.res, C.MG_OP_STR), s) }
 
-// PushNil pushes nil.
-func (c *Call) PushNil() { C.mg_pushnil(c.L) }
+// PushNil gives nil.
+func (c *Call) PushNil() { c.op(C.MG_OP_NIL) }
 
-// PushBool pushes a boolean.
+// PushBool gives a boolean.
 func (c *Call) PushBool(b bool) {
-	v := 0
+	v := byte(0)
 	if b {
 		v = 1
 	}
-	C.mg_pushboolean(c.L, C.int(v))
+	c.st.res = append(c.st.res, C.MG_OP_BOOL, v)
 }
 
-// PushNumber pushes a number.
-func (c *Call) PushNumber(v float64) { C.mg_pushnumber(c.L, C.double(v)) }
+// PushNumber gives a number.
+func (c *Call) PushNumber(v float64) {
+	c.st.res = binary.NativeEndian.AppendUint64(append(c.st.res, C.MG_OP_NUM), math.Float64bits(v))
+}
 
-// NewTable pushes an empty table sized for narr array and nrec hash items.
-func (c *Call) NewTable(narr, nrec int) { C.mg_newtable(c.L, C.int(narr), C.int(nrec)) }
+// NewTable gives an empty table sized for narr array and nrec hash items.
+func (c *Call) NewTable(narr, nrec int) {
+	c.op(C.MG_OP_TABLE)
+	c.i32(narr)
+	c.i32(nrec)
+}
 
-// SetField pops a value and stores it as t[key], t being at index t.
+// SetField takes the last value given and stores it as t[key], t being a
+// stack index as if the results had been pushed (-2: the value below it).
 func (c *Call) SetField(t int, key string) {
-	C.mg_rawsetfield(c.L, C.int(t), (*C.char)(unsafe.Pointer(unsafe.StringData(key))), C.size_t(len(key)))
+	c.op(C.MG_OP_FIELD)
+	c.i32(t)
+	c.st.res = appendStr(c.st.res, key)
 }
 
-// SetIndex pops a value and stores it as t[i], t being at index t.
-func (c *Call) SetIndex(t, i int) { C.mg_rawseti(c.L, C.int(t), C.int(i)) }
+// SetIndex takes the last value given and stores it as t[i], t being a
+// stack index as for SetField.
+func (c *Call) SetIndex(t, i int) {
+	c.op(C.MG_OP_INDEX)
+	c.i32(t)
+	c.i32(i)
+}
 
 // Fail is the usual Lua result for a failed operation: nil and a message.
 func (c *Call) Fail(err error) (int, error) {

@@ -35,7 +35,8 @@ static void header_line(lua_State *L, mg_state *S, const char *k, size_t kn, int
 		luaL_error(L, "magnet: out of memory");
 }
 
-/* mg_build_header runs under lua_cpcall: header values are script data. */
+/* mg_build_header runs under lua_pcall (in mg_run_protected): header
+ * values are script data. */
 int mg_build_header(lua_State *L) {
 	mg_state *S = lua_touserdata(L, 1);
 	char line[32];

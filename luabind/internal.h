@@ -74,7 +74,15 @@ int mg_build_header(lua_State *L);
 int mg_msghandler(lua_State *L);
 void mg_capture_error(lua_State *L, mg_state *S);
 
-/* run.c: the registry key of the mg_state, for the time limit hook. */
+/* run.c: the registry key of the mg_state, for the time limit hook, and
+ * the protected body of a run. */
 extern char mg_hook_key;
+int mg_run_protected(lua_State *L);
+
+/* gofunc.c: the metatable of the boxes that carry a Go call's results. */
+void mg_box_metatable(lua_State *L, mg_state *S);
+
+/* setup.c: the counting allocator and the panic handler. */
+void *mg_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 #endif

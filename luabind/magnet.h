@@ -50,6 +50,17 @@ typedef struct mg_state {
 	int nerrors;        /* uncaught errors so far, for tests */
 	int64_t timeout_ns; /* run time limit per request, 0 = none */
 	int64_t deadline_ns;
+	/* memory: mg_alloc wraps the allocator the state was made with and
+	 * counts what the Lua heap holds */
+	lua_Alloc alloc_f;
+	void *alloc_ud;
+	size_t mem_used;    /* bytes the Lua heap holds now */
+	size_t mem_limit;   /* refuse to grow past this, 0 = no limit */
+	int mem_hit;        /* an allocation was refused during this run */
+	int unsound;        /* over the limit even after a full collection */
+	int run_ref;        /* run_protected, called with lua_pcall */
+	int box_mt_ref;     /* metatable of result boxes (gofunc.c) */
+	int run_fn, run_entry, run_rc; /* mg_run's arguments and result */
 } mg_state;
 
 mg_state *mg_new(lua_State *L, uintptr_t handle);
@@ -58,12 +69,29 @@ int mg_load(mg_state *S, const char *name, const char *src, size_t len, int64_t 
 void mg_unload(mg_state *S, const char *name, int fn_ref, int entry_ref);
 int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uint32_t *index, int nparams);
 int mg_dostring(mg_state *S, const char *src, size_t len, const char *name);
-void mg_register_go(mg_state *S, const char *table, const char *name, int id);
+int mg_register_go(mg_state *S, const char *table, const char *name, int id);
 int mg_memory(mg_state *S);
 void mg_set_timeout(mg_state *S, int64_t ns);
+void mg_set_memory_limit(mg_state *S, size_t bytes);
 
-/* Lua error helpers for Go callbacks: Go never calls anything that can
- * raise; it pushes an error value and returns MG_GOERROR instead. */
+/* MG_ERRLIMIT is mg_run's result when the run hit the memory limit, even
+ * if the script caught the error. */
+#define MG_ERRLIMIT 100
+
+/* A Go-backed function never touches the Lua stack from Go: it encodes its
+ * results into a C buffer (these opcodes, see gofunc.c) and C pushes them
+ * after Go has returned. MG_GOERROR: the last op is the error message. */
 #define MG_GOERROR (-1)
+enum {
+	MG_OP_NIL = 'N',   /* push nil */
+	MG_OP_BOOL = 'B',  /* 1 byte: push a boolean */
+	MG_OP_NUM = 'D',   /* double: push a number */
+	MG_OP_STR = 'S',   /* uint64 length, bytes: push a string */
+	MG_OP_TABLE = 'T', /* int32 narr, int32 nrec: push a new table */
+	MG_OP_FIELD = 'F', /* int32 t, uint64 length, bytes: pop v, t[key] = v */
+	MG_OP_INDEX = 'I', /* int32 t, int32 i: pop v, t[i] = v */
+	MG_OP_ERROR = 'E'  /* uint64 length, bytes: raise this message */
+};
+int mg_box_set(mg_buf *b, const char *p, size_t n);
 
 #endif

@@ -80,8 +80,8 @@ static void new_request(lua_State *L, mg_state *S) {
 
 /* ---- the magnet table: status, header and request are per request ---- */
 
-/* mg_magnet_index is the magnet table's __index: magnet.status, and
- * magnet.header and magnet.request made on first use. */
+/* mg_magnet_index is the magnet table's __index: magnet.status,
+ * magnet.cache, and magnet.header and magnet.request made on first use. */
 int mg_magnet_index(lua_State *L) {
 	mg_state *S = UPSTATE(L);
 	const char *k = lua_tostring(L, 2);
@@ -100,6 +100,10 @@ int mg_magnet_index(lua_State *L) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, S->header_ref);
 		return 1;
 	}
+	if (strcmp(k, "cache") == 0) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, S->cache_ref);
+		return 1;
+	}
 	if (strcmp(k, "request") == 0) {
 		if (S->request_ref == LUA_NOREF) {
 			new_request(L, S);
@@ -112,7 +116,8 @@ int mg_magnet_index(lua_State *L) {
 }
 
 /* mg_magnet_newindex is the magnet table's __newindex: it checks
- * magnet.status and magnet.header and keeps magnet.request read-only. */
+ * magnet.status and magnet.header and keeps magnet.request and
+ * magnet.cache read-only. */
 int mg_magnet_newindex(lua_State *L) {
 	mg_state *S = UPSTATE(L);
 	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
@@ -136,6 +141,7 @@ int mg_magnet_newindex(lua_State *L) {
 		return 0;
 	}
 	if (k && strcmp(k, "request") == 0) return luaL_error(L, "magnet.request is read-only");
+	if (k && strcmp(k, "cache") == 0) return luaL_error(L, "magnet.cache is read-only");
 	lua_rawset(L, 1);
 	return 0;
 }

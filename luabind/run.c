@@ -19,33 +19,78 @@ int mg_dostring(mg_state *S, const char *src, size_t len, const char *name) {
 	return rc;
 }
 
+typedef struct load_args {
+	mg_state *S;
+	const char *name, *src;
+	size_t len;
+	int64_t mtime;
+	int fn_ref, entry_ref, rc;
+} load_args;
+
+static int load_protected(lua_State *L) {
+	load_args *a = lua_touserdata(L, 1);
+	mg_state *S = a->S;
+	lua_pushliteral(L, "@");
+	lua_pushstring(L, a->name);
+	lua_concat(L, 2);
+	a->rc = luaL_loadbuffer(L, a->src, a->len, lua_tostring(L, -1));
+	if (a->rc != 0) {
+		mg_capture_error(L, S);
+		return 0;
+	}
+	a->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->cache_ref);
+	luaL_checktype(L, -1, LUA_TTABLE);
+	lua_pushstring(L, a->name);
+	lua_createtable(L, 0, 2);
+	lua_pushliteral(L, "mtime");
+	lua_pushnumber(L, (lua_Number)a->mtime);
+	lua_rawset(L, -3);
+	lua_pushliteral(L, "hits");
+	lua_pushinteger(L, 0);
+	lua_rawset(L, -3);
+	lua_pushvalue(L, -1);
+	a->entry_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_rawset(L, -3);
+	return 0;
+}
+
 /* mg_load compiles a script and records it in magnet.cache. */
 int mg_load(mg_state *S, const char *name, const char *src, size_t len, int64_t mtime, int *fn_ref, int *entry_ref) {
 	lua_State *L = S->L;
-	size_t nlen = strlen(name);
-	char *chunkname = malloc(nlen + 2);
-	if (!chunkname) return LUA_ERRMEM;
-	chunkname[0] = '@';
-	memcpy(chunkname + 1, name, nlen + 1);
-	int rc = luaL_loadbuffer(L, src, len, chunkname);
-	free(chunkname);
+	load_args a = {S, name, src, len, mtime, LUA_NOREF, LUA_NOREF, 0};
+	int rc = lua_cpcall(L, load_protected, &a);
 	if (rc != 0) {
 		mg_capture_error(L, S);
 		lua_pop(L, 1);
+		luaL_unref(L, LUA_REGISTRYINDEX, a.fn_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, a.entry_ref);
 		return rc;
 	}
-	*fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, S->cache_ref);
-	lua_pushlstring(L, name, nlen);
-	lua_createtable(L, 0, 2);
-	lua_pushnumber(L, (lua_Number)mtime);
-	lua_setfield(L, -2, "mtime");
-	lua_pushinteger(L, 0);
-	lua_setfield(L, -2, "hits");
-	lua_pushvalue(L, -1);
-	*entry_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_rawset(L, -3);
-	lua_pop(L, 1);
+	if (a.rc != 0) return a.rc;
+	*fn_ref = a.fn_ref;
+	*entry_ref = a.entry_ref;
+	return 0;
+}
+
+typedef struct unload_args {
+	mg_state *S;
+	const char *name;
+	int entry_ref;
+} unload_args;
+
+static int unload_protected(lua_State *L) {
+	unload_args *a = lua_touserdata(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->S->cache_ref);
+	luaL_checktype(L, -1, LUA_TTABLE);
+	lua_pushstring(L, a->name);
+	lua_rawget(L, -2);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->entry_ref);
+	if (lua_rawequal(L, -1, -2)) {
+		lua_pushstring(L, a->name);
+		lua_pushnil(L);
+		lua_rawset(L, -5);
+	}
 	return 0;
 }
 
@@ -53,20 +98,84 @@ int mg_load(mg_state *S, const char *name, const char *src, size_t len, int64_t 
  * unless a newer load replaced it already. */
 void mg_unload(mg_state *S, const char *name, int fn_ref, int entry_ref) {
 	lua_State *L = S->L;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, S->cache_ref);
-	lua_getfield(L, -1, name);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, entry_ref);
-	if (lua_rawequal(L, -1, -2)) {
-		lua_pushnil(L);
-		lua_setfield(L, -4, name);
-	}
-	lua_pop(L, 3);
+	unload_args a = {S, name, entry_ref};
+	if (lua_cpcall(L, unload_protected, &a) != 0) lua_pop(L, 1);
 	luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, entry_ref);
 }
 
+/* mg_run_protected is a run's body, called under lua_pcall with the
+ * mg_state: it counts the hit, runs the script under its own lua_pcall
+ * with the message handler and builds the header block. Everything here
+ * may raise (a metamethod-free table write still allocates). */
+int mg_run_protected(lua_State *L) {
+	mg_state *S = lua_touserdata(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->run_entry);
+	if (lua_istable(L, -1)) {
+		lua_pushliteral(L, "hits");
+		lua_rawget(L, -2);
+		lua_Integer hits = lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		lua_pushliteral(L, "hits");
+		lua_pushinteger(L, hits + 1);
+		lua_rawset(L, -3);
+	}
+	lua_pop(L, 1);
+
+	int base = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->handler_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->run_fn);
+	lua_createtable(L, 0, 0);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->env_mt_ref);
+	lua_setmetatable(L, -2);
+	lua_setfenv(L, -2);
+	int rc = lua_pcall(L, 0, 0, base + 1);
+	if (rc != 0) {
+		mg_capture_error(L, S);
+		S->nerrors++;
+	} else if (S->structured) {
+		lua_pushcfunction(L, mg_build_header);
+		lua_pushlightuserdata(L, S);
+		rc = lua_pcall(L, 1, 0, 0);
+		if (rc != 0) mg_capture_error(L, S);
+	}
+	S->run_rc = rc;
+	return 0;
+}
+
+static int collect_protected(lua_State *L) {
+	(void)L;
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return 0;
+}
+
+/* after_limit runs a full collection once a run hit the memory limit. A
+ * state still over the limit holds what the scripts stored (in _G, in
+ * magnet.cache): it can serve nothing more and is marked unsound. */
+static void after_limit(mg_state *S) {
+	lua_State *L = S->L;
+	size_t limit = S->mem_limit;
+	for (int i = 0; i < 3; i++) {
+		/* a __gc finalizer that raises ends one collection early */
+		if (lua_cpcall(L, collect_protected, NULL) == 0) break;
+		lua_pop(L, 1);
+	}
+	if (S->mem_used > limit) S->unsound = 1;
+	size_t n = S->err.len;
+	char msg[160];
+	int k = snprintf(msg, sizeof msg, "magnet: the script went over the memory limit of %zu bytes%s",
+		limit, n ? ": " : "");
+	/* the message first, then what the script's error said */
+	mg_buf tail = S->err;
+	S->err = (mg_buf){0};
+	mg_buf_append(&S->err, msg, (size_t)k);
+	if (n) mg_buf_append(&S->err, tail.p, n);
+	free(tail.p);
+}
+
 /* mg_run runs a cached chunk for one request in a fresh environment.
- * Returns 0, or a lua_pcall error code with the message in S->err. */
+ * Returns 0, a lua_pcall error code with the message in S->err, or
+ * MG_ERRLIMIT when the run went over the memory limit. */
 int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uint32_t *index, int nparams) {
 	lua_State *L = S->L;
 	/* the previous response has been written: do not keep a huge one's
@@ -80,41 +189,33 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	S->body_eof = 0;
 	S->status = 0;
 	S->structured = 0;
+	S->mem_hit = 0;
 	S->req.params = params;
 	S->req.index = index;
 	S->req.nparams = nparams;
+	S->run_fn = fn_ref;
+	S->run_entry = entry_ref;
+	S->run_rc = 0;
 	if (S->timeout_ns) {
 		arm_hook(S);
 		S->deadline_ns = now_ns() + S->timeout_ns;
 	}
 	int base = lua_gettop(L);
-
-	lua_rawgeti(L, LUA_REGISTRYINDEX, entry_ref);
-	lua_getfield(L, -1, "hits");
-	lua_Integer hits = lua_tointeger(L, -1);
-	lua_pop(L, 1);
-	lua_pushinteger(L, hits + 1);
-	lua_setfield(L, -2, "hits");
-	lua_pop(L, 1);
-
-	lua_rawgeti(L, LUA_REGISTRYINDEX, S->handler_ref);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
-	lua_createtable(L, 0, 0);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, S->env_mt_ref);
-	lua_setmetatable(L, -2);
-	lua_setfenv(L, -2);
-	int rc = lua_pcall(L, 0, 0, base + 1);
+	/* neither the push of a registry value nor of a light userdata allocates */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->run_ref);
+	lua_pushlightuserdata(L, S);
+	int rc = lua_pcall(L, 1, 0, 0);
 	if (rc != 0) {
 		mg_capture_error(L, S);
 		S->nerrors++;
-	} else if (S->structured) {
-		rc = lua_cpcall(L, mg_build_header, S);
-		if (rc != 0) mg_capture_error(L, S);
+	} else {
+		rc = S->run_rc;
 	}
 	lua_settop(L, base);
 	/* setfenv(0, t) in a script replaced the globals of the state's thread */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, S->globals_ref);
 	lua_replace(L, LUA_GLOBALSINDEX);
+	/* luaL_unref overwrites existing registry keys only: no allocation */
 	if (S->header_ref != LUA_NOREF) {
 		luaL_unref(L, LUA_REGISTRYINDEX, S->header_ref);
 		S->header_ref = LUA_NOREF;
@@ -128,6 +229,10 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	S->req.nparams = 0;
 	S->deadline_ns = 0;
 	if (S->timeout_ns) arm_hook(S);
+	if (S->mem_hit) {
+		after_limit(S);
+		rc = MG_ERRLIMIT;
+	}
 	/* do not keep the memory of one huge request body */
 	mg_buf_shrink(&S->in);
 	return rc;

@@ -1,6 +1,8 @@
 /* setup.c: a state's set-up and teardown: the sandbox (print, io and os
  * over the request, os.exit and debug.sethook refused) and the magnet
  * table. Safety rules: doc.go. */
+#include <stdio.h>
+#include <unistd.h>
 #include "internal.h"
 
 /* ---- script-facing replacements ---- */
@@ -63,6 +65,13 @@ static int setup(lua_State *L) {
 	lua_pushlightuserdata(L, &mg_hook_key);
 	lua_pushlightuserdata(L, S);
 	lua_rawset(L, LUA_REGISTRYINDEX);
+	/* luaL_unref stores the free list at registry[0]; made here, later
+	 * unrefs only overwrite existing keys and never allocate */
+	lua_pushinteger(L, 0);
+	lua_rawseti(L, LUA_REGISTRYINDEX, 0);
+	lua_pushcfunction(L, mg_run_protected);
+	S->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	mg_box_metatable(L, S);
 
 	/* {__index = _G} for every request's environment */
 	lua_createtable(L, 0, 1);
@@ -109,15 +118,17 @@ static int setup(lua_State *L) {
 	lua_setfield(L, io, "stdin");
 	lua_pop(L, 1);
 
-	/* magnet = setmetatable({cache = {}}, {__index, __newindex}) */
+	/* magnet = setmetatable({}, {__index, __newindex, __metatable});
+	 * magnet.cache, like magnet.request, comes from __index and cannot be
+	 * replaced, and the metatable cannot be changed */
 	lua_createtable(L, 0, 8);
 	lua_newtable(L);
-	lua_pushvalue(L, -1);
 	S->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_setfield(L, -2, "cache");
-	lua_createtable(L, 0, 2);
+	lua_createtable(L, 0, 3);
 	set_closure(L, S, lua_gettop(L), "__index", mg_magnet_index);
 	set_closure(L, S, lua_gettop(L), "__newindex", mg_magnet_newindex);
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
 	lua_pushvalue(L, -1);
 	S->magnet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -125,15 +136,51 @@ static int setup(lua_State *L) {
 	return 0;
 }
 
+/* ---- memory ---- */
+
+/* mg_alloc counts the Lua heap and refuses to grow it past the limit; a
+ * refused allocation is a Lua memory error. Frees and shrinks always pass:
+ * the collector shrinks tables and strings while it runs. */
+void *mg_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+	mg_state *S = ud;
+	if (nsize > osize && S->mem_limit && S->mem_used + (nsize - osize) > S->mem_limit) {
+		S->mem_hit = 1;
+		return NULL;
+	}
+	void *p = S->alloc_f(S->alloc_ud, ptr, osize, nsize);
+	if (p != NULL || nsize == 0) S->mem_used += nsize - osize;
+	return p;
+}
+
+/* mg_set_memory_limit caps the Lua heap at bytes (0: no cap). */
+void mg_set_memory_limit(mg_state *S, size_t bytes) { S->mem_limit = bytes; }
+
+/* mg_panic replaces golua's default panic handler, which calls abort().
+ * Every entry into the state is protected (doc.go), so this runs only if
+ * magnet has a bug: it says so and ends the process with a plain exit
+ * status, for the supervisor to replace. */
+static int mg_panic(lua_State *L) {
+	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a string)";
+	fprintf(stderr, "magnet: Lua error outside any protected call, exiting: %s\n", msg);
+	fflush(stderr);
+	_exit(70);
+	return 0;
+}
+
 mg_state *mg_new(lua_State *L, uintptr_t handle) {
 	mg_state *S = calloc(1, sizeof *S);
 	if (!S) return NULL;
+	lua_atpanic(L, mg_panic);
+	S->alloc_f = lua_getallocf(L, &S->alloc_ud);
+	S->mem_used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+	lua_setallocf(L, mg_alloc, S);
 	S->L = L;
 	S->handle = handle;
 	S->header_ref = LUA_NOREF;
 	S->request_ref = LUA_NOREF;
 	if (lua_cpcall(L, setup, S) != 0) {
 		lua_pop(L, 1);
+		lua_setallocf(L, S->alloc_f, S->alloc_ud); /* S goes, L is closed next */
 		free(S);
 		return NULL;
 	}

@@ -27,6 +27,7 @@ type State struct {
 	h     cgo.Handle
 	funcs []goFunc
 	body  io.Reader
+	res   []byte // a Go function's encoded results (gofunc.go)
 }
 
 // Chunk is a compiled script held in the state's registry.
@@ -51,6 +52,9 @@ type Request struct {
 type ScriptError struct {
 	Script  string
 	Message string // the Lua message with its traceback
+	// Memory: the run went over the memory limit (SetMemoryLimit), even if
+	// the script caught the error.
+	Memory bool
 }
 
 func (e *ScriptError) Error() string { return e.Message }
@@ -150,7 +154,7 @@ func (st *State) Run(c Chunk, r *Request) error {
 	rc := C.mg_run(st.s, c.fn, c.entry, params, index, C.int(len(r.Index)/4))
 	st.body = nil
 	if rc != 0 {
-		return &ScriptError{Script: c.name, Message: st.errText()}
+		return &ScriptError{Script: c.name, Message: st.errText(), Memory: rc == C.MG_ERRLIMIT}
 	}
 	return nil
 }
@@ -172,8 +176,21 @@ func (st *State) HeaderBlock() []byte {
 // every 10000 Lua VM instructions; LuaJIT-compiled code is not checked.
 func (st *State) SetTimeout(d time.Duration) { C.mg_set_timeout(st.s, C.int64_t(d)) }
 
-// MemoryBytes is the size of the Lua heap.
-func (st *State) MemoryBytes() uint64 { return uint64(C.mg_memory(st.s)) * 1024 }
+// MemoryBytes is the size of the Lua heap, counted by the state's
+// allocator.
+func (st *State) MemoryBytes() uint64 { return uint64(st.s.mem_used) }
+
+// SetMemoryLimit caps the Lua heap at n bytes (0: no cap). An allocation
+// past it is a Lua memory error; the run that hit it fails (Run returns a
+// ScriptError with Memory set) and a full collection follows. The count
+// includes garbage not yet collected.
+func (st *State) SetMemoryLimit(n uint64) { C.mg_set_memory_limit(st.s, C.size_t(n)) }
+
+// Unsound reports that a run went over the memory limit and a full
+// collection could not bring the heap back under it: what the scripts
+// keep (in _G, say) fills the limit, so every later run would fail. The
+// worker should finish its response and exit, to be replaced.
+func (st *State) Unsound() bool { return st.s.unsound != 0 }
 
 func (st *State) errText() string { return string(cBytes(st.s.err)) }
 

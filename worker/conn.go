@@ -157,6 +157,11 @@ func (s *Server) handle(c *conn) {
 	s.requests++
 	s.busy = s.cfg.BusyPoll > 0
 	c.served++
+	if s.st.Unsound() && !s.stopping.Load() {
+		s.log.Error("Lua state still over its memory limit after a full collection, exiting to be replaced",
+			"script", string(script), "heap", s.st.MemoryBytes(), "limit", s.cfg.MemoryLimit)
+		s.Shutdown()
+	}
 	if s.cfg.MaxRequests > 0 && s.requests == s.cfg.MaxRequests {
 		s.log.Info("max requests reached, exiting", "requests", s.requests)
 		s.Shutdown()

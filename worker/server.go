@@ -42,6 +42,9 @@ type Config struct {
 	MaxRequests int  // exit gracefully after this many requests; 0 = never
 	// Timeout limits each script run (0: none); see luabind.State.SetTimeout.
 	Timeout time.Duration
+	// MemoryLimit caps the Lua heap in bytes (0: none); see
+	// luabind.State.SetMemoryLimit.
+	MemoryLimit uint64
 	// IOTimeout bounds waiting for a request body or for a slow client to
 	// take the response (default 30s).
 	IOTimeout time.Duration
@@ -107,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	st.SetTimeout(cfg.Timeout)
+	st.SetMemoryLimit(cfg.MemoryLimit)
 	cache, err := scripts.New(st, cfg.Scripts)
 	if err != nil {
 		st.Close()

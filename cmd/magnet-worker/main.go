@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/magnet-fcgi/magnet/internal/bytesize"
 	"github.com/magnet-fcgi/magnet/internal/scoreboard"
 	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/internal/status"
@@ -42,6 +43,7 @@ func main() {
 			&cli.StringSliceFlag{Name: "ext", Value: cli.NewStringSlice(".lua"), Usage: "allowed script extension (repeatable)"},
 			&cli.BoolFlag{Name: "debug", Usage: "put error details into 500 responses"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "stop a script that runs longer than this with a 500 (0: never)"},
+			&cli.StringFlag{Name: "memory-limit", Value: "128M", EnvVars: []string{"MAGNET_MEMORY_LIMIT"}, Usage: "cap the Lua heap at `SIZE` (bytes, or with K, M or G; 0: no cap); a script that goes over it gets a 500"},
 			&cli.DurationFlag{Name: "stat-interval", Usage: "check scripts for changes at most this often (0: on every request)"},
 			&cli.DurationFlag{Name: "busy-poll", EnvVars: []string{"MAGNET_BUSY_POLL"}, Usage: "after an answer, poll this long for the next request before sleeping (0: sleep at once; try 50us on a dedicated machine)"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
@@ -85,11 +87,16 @@ func run(ctx *cli.Context) error {
 	if ctx.Duration("busy-poll") < 0 || ctx.Duration("busy-poll") > time.Second {
 		return fmt.Errorf("--busy-poll %s: want 0 to 1s", ctx.Duration("busy-poll"))
 	}
+	memLimit, err := bytesize.Parse(ctx.String("memory-limit"))
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
 	cfg := worker.Config{
 		ListenFD:    fd,
 		Debug:       ctx.Bool("debug"),
 		MaxRequests: ctx.Int("max-requests"),
 		Timeout:     ctx.Duration("timeout"),
+		MemoryLimit: memLimit,
 		BusyPoll:    ctx.Duration("busy-poll"),
 		Logger:      log,
 	}
