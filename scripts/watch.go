@@ -291,7 +291,7 @@ func (c *Cache) BindThread() error {
 // Close releases the inotify descriptor; the cache no longer sees changes
 // made after it.
 func (c *Cache) Close() {
-	if c.w != nil {
+	if c != nil && c.w != nil {
 		unix.Close(c.w.fd)
 		c.w = nil
 	}

@@ -111,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	st.SetTimeout(cfg.Timeout)
 	st.SetMemoryLimit(cfg.MemoryLimit)
+	if cfg.Scripts.Logger == nil {
+		cfg.Scripts.Logger = cfg.Logger
+	}
 	cache, err := scripts.New(st, cfg.Scripts)
 	if err != nil {
 		st.Close()
@@ -180,6 +183,7 @@ func (s *Server) Close() {
 	}
 	unix.Close(s.epfd)
 	unix.Close(s.evfd)
+	s.cache.Close()
 	s.st.Close()
 }
 
@@ -188,6 +192,7 @@ func (s *Server) Close() {
 func (s *Server) Serve() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	s.bindCache()
 	for {
 		timeout := idleAccept
 		if s.stopping.Load() {
