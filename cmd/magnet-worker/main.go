@@ -44,7 +44,8 @@ func main() {
 			&cli.BoolFlag{Name: "debug", Usage: "put error details into 500 responses"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "stop a script that runs longer than this with a 500 (0: never)"},
 			&cli.StringFlag{Name: "memory-limit", Value: "128M", EnvVars: []string{"MAGNET_MEMORY_LIMIT"}, Usage: "cap the Lua heap at `SIZE` (bytes, or with K, M or G; 0: no cap); a script that goes over it gets a 500"},
-			&cli.DurationFlag{Name: "stat-interval", Usage: "check scripts for changes at most this often (0: on every request)"},
+			&cli.DurationFlag{Name: "stat-interval", Usage: "stat scripts for changes at most this often instead of watching them with inotify (0: watch)"},
+			&cli.BoolFlag{Name: "watch", Value: true, Usage: "see script changes through inotify; false: stat each script on every request"},
 			&cli.DurationFlag{Name: "busy-poll", EnvVars: []string{"MAGNET_BUSY_POLL"}, Usage: "after an answer, poll this long for the next request before sleeping (0: sleep at once; try 50us on a dedicated machine)"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
 			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
@@ -103,6 +104,7 @@ func run(ctx *cli.Context) error {
 	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")
 	cfg.Scripts.Exts = ctx.StringSlice("ext")
 	cfg.Scripts.StatInterval = ctx.Duration("stat-interval")
+	cfg.Scripts.NoWatch = !ctx.Bool("watch")
 
 	slot, err := scoreboard.AttachFromEnv()
 	if err != nil {
