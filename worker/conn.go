@@ -99,6 +99,7 @@ func (s *Server) handle(c *conn) {
 		off = next
 	}
 	script, _ := params.Lookup("SCRIPT_FILENAME")
+	s.wd.begin(script)
 	rep := s.cfg.Reporter
 	if rep != nil {
 		method, _ := params.Lookup("REQUEST_METHOD")
@@ -139,6 +140,7 @@ func (s *Server) handle(c *conn) {
 	}
 	keep := c.pc.KeepConn() && !s.stopping.Load()
 	ok := !c.closed && s.write(c, out)
+	s.wd.end()
 	if rep != nil {
 		rep.End(s.st.MemoryBytes())
 	}

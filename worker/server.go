@@ -56,6 +56,13 @@ type Config struct {
 	// DrainTimeout bounds how long a stopping worker waits for half-received
 	// requests (default 5s).
 	DrainTimeout time.Duration
+	// RequestTimeout, when set, ends the process (exit status 2) once one
+	// request has run longer, even inside C where Timeout cannot stop it:
+	// the self-watchdog of a worker that no master watches (watchdog.go).
+	RequestTimeout time.Duration
+	// MaxRSS, when set, stops the worker gracefully, as MaxRequests does,
+	// once its resident set is over this many bytes after requests.
+	MaxRSS uint64
 	// Special answers requests whose SCRIPT_NAME it claims (status and ping
 	// pages) without Lua; it returns a complete CGI response, or nil.
 	Special  func(scriptName, query []byte) []byte
@@ -83,6 +90,7 @@ type Server struct {
 
 	requests int
 	stopping atomic.Bool
+	wd       watchdog
 	drainEnd time.Time
 
 	// per-request scratch, reused
@@ -123,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		events: make([]unix.EpollEvent, 64), index: make([]uint32, 0, 256), wbuf: make([]byte, 0, 16<<10)}
 	s.body.s = s
 	s.req.Body = &s.body
+	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0
 	if err := s.open(); err != nil {
 		s.Close() // the Lua state and whatever open got to
 		return nil, err
@@ -192,6 +201,7 @@ func (s *Server) Close() {
 func (s *Server) Serve() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer s.startWatchdog()()
 	s.bindCache()
 	for {
 		timeout := idleAccept

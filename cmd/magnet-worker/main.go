@@ -48,6 +48,8 @@ func main() {
 			&cli.BoolFlag{Name: "watch", Value: true, Usage: "see script changes through inotify; false: stat each script on every request"},
 			&cli.DurationFlag{Name: "busy-poll", EnvVars: []string{"MAGNET_BUSY_POLL"}, Usage: "after an answer, poll this long for the next request before sleeping (0: sleep at once; try 50us on a dedicated machine)"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
+			&cli.DurationFlag{Name: "request-terminate-timeout", DefaultText: "--timeout + 5s", Usage: "end the worker when a request has run longer than `DURATION`, even inside C (0: never; under magnetd, magnetd kills it)"},
+			&cli.StringFlag{Name: "max-rss", EnvVars: []string{"MAGNET_MAX_RSS"}, Usage: "exit gracefully once the resident memory is over `SIZE` after a request (bytes, or with K, M or G; 0: never)"},
 			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
 			&cli.StringFlag{Name: "ping-path", Usage: "SCRIPT_NAME answered with \"pong\""},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -113,6 +115,9 @@ func run(ctx *cli.Context) error {
 	if slot != nil {
 		cfg.Reporter = slot
 	}
+	if err := containment(ctx, &cfg, slot); err != nil {
+		return err
+	}
 	cfg.Special = specialPages(ctx.String("status-path"), ctx.String("ping-path"), slot)
 
 	srv, err := worker.New(cfg)
@@ -139,6 +144,35 @@ func run(ctx *cli.Context) error {
 		return err
 	}
 	log.Info("stopped", "requests", srv.Requests(), "uptime", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// containment applies --request-terminate-timeout and --max-rss. Under
+// magnetd (a scoreboard slot) the worker announces its request terminate
+// timeout on the board and magnetd kills it; on its own it ends itself.
+func containment(ctx *cli.Context, cfg *worker.Config, slot *scoreboard.Slot) error {
+	var terminate time.Duration
+	if t := ctx.Duration("timeout"); t > 0 {
+		terminate = t + 5*time.Second
+	}
+	if ctx.IsSet("request-terminate-timeout") {
+		terminate = ctx.Duration("request-terminate-timeout")
+		if terminate < 0 {
+			return errors.New("--request-terminate-timeout must not be negative")
+		}
+	}
+	if slot != nil {
+		slot.SetRequestTimeout(terminate)
+	} else {
+		cfg.RequestTimeout = terminate
+	}
+	if v := ctx.String("max-rss"); v != "" {
+		n, err := bytesize.Parse(v)
+		if err != nil {
+			return fmt.Errorf("--max-rss: %w", err)
+		}
+		cfg.MaxRSS = n
+	}
 	return nil
 }
 

@@ -1,0 +1,175 @@
+package worker
+
+import (
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The self-watchdog and the RSS check run on a goroutine of their own,
+// beside the loop's locked thread: the Go runtime keeps it running while
+// that thread is inside C, where the instruction hook behind Timeout never
+// fires (a pathological string.find, os.execute, a blocking C module).
+//
+// Per request the loop only copies the script name and bumps a counter
+// twice (odd while a request runs): no clock read, no system call. The
+// goroutine ticks; a request whose count it saw odd and unchanged for
+// RequestTimeout has run at least that long, and the process ends.
+
+// RSSReporter is implemented by a Reporter that also counts the workers
+// recycled for passing MaxRSS, for the status page. RecycledForRSS may be
+// called from any goroutine.
+type RSSReporter interface {
+	RecycledForRSS()
+}
+
+// watchdog is the loop's side of the self-watchdog and RSS check.
+type watchdog struct {
+	on     bool          // RequestTimeout or MaxRSS is set
+	seq    atomic.Uint64 // incremented at each request's start and end
+	script [256]byte     // current script name, written before seq turns odd
+	n      int
+}
+
+// begin marks the start of a request running script.
+func (w *watchdog) begin(script []byte) {
+	if !w.on {
+		return
+	}
+	w.n = copy(w.script[:], script)
+	w.seq.Add(1)
+}
+
+// end marks the end of the request.
+func (w *watchdog) end() {
+	if w.on {
+		w.seq.Add(1)
+	}
+}
+
+// rssEvery is how often the RSS is read while requests are served.
+const rssEvery = 100 * time.Millisecond
+
+// watchTick is the watchdog goroutine's tick for the configured limits:
+// a stuck request is ended at most about one tick past its limit.
+func watchTick(timeout time.Duration, maxRSS uint64) time.Duration {
+	tick := time.Second
+	if timeout > 0 {
+		tick = min(tick, max(timeout/10, 10*time.Millisecond))
+	}
+	if maxRSS > 0 {
+		tick = min(tick, rssEvery)
+	}
+	return tick
+}
+
+// startWatchdog starts the goroutine when RequestTimeout or MaxRSS is
+// set, and returns what stops it.
+func (s *Server) startWatchdog() (stop func()) {
+	if !s.wd.on {
+		return func() {}
+	}
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		s.watchRequests(done)
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
+// exit ends the process; a test replaces it.
+var exit = os.Exit
+
+// exitWatchdog is the exit status of a worker ended by its watchdog.
+const exitWatchdog = 2
+
+func (s *Server) watchRequests(done <-chan struct{}) {
+	limit, maxRSS := s.cfg.RequestTimeout, s.cfg.MaxRSS
+	t := time.NewTicker(watchTick(limit, maxRSS))
+	defer t.Stop()
+	statm := -1
+	if maxRSS > 0 {
+		fd, err := unix.Open("/proc/self/statm", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			s.log.Warn("--max-rss: cannot read the RSS; no limit", "err", err)
+			maxRSS = 0
+		} else {
+			statm = fd
+			defer unix.Close(fd)
+		}
+	}
+	var (
+		seen    uint64    // the odd count of the request being timed
+		since   time.Time // when it was first seen
+		rssSeen uint64    // the count at the last RSS reading
+		rssAt   time.Time
+		buf     [128]byte
+	)
+	for {
+		var now time.Time
+		select {
+		case <-done:
+			return
+		case now = <-t.C:
+		}
+		n := s.wd.seq.Load()
+		if limit > 0 {
+			switch {
+			case n&1 == 0:
+				seen = 0
+			case n != seen:
+				seen, since = n, now
+			case now.Sub(since) >= limit:
+				// The loop's thread is stuck in this request and does not
+				// write the name while it is.
+				script := string(s.wd.script[:s.wd.n])
+				if s.wd.seq.Load() == n {
+					s.log.Error("request terminate timeout: ending the worker", "script", script,
+						"duration", now.Sub(since).Round(time.Millisecond).String(), "timeout", limit.String())
+					exit(exitWatchdog)
+					return
+				}
+			}
+		}
+		if maxRSS > 0 && n != rssSeen && now.Sub(rssAt) >= rssEvery && !s.stopping.Load() {
+			rssSeen, rssAt = n, now
+			if rss, ok := readRSS(statm, buf[:]); ok && rss > maxRSS {
+				s.log.Info("max rss reached, exiting", "rss", rss, "max_rss", maxRSS)
+				if r, ok := s.cfg.Reporter.(RSSReporter); ok {
+					r.RecycledForRSS()
+				}
+				s.Shutdown()
+			}
+		}
+	}
+}
+
+// readRSS reads the resident set size, in bytes, from /proc/self/statm
+// open on fd: its second field, in pages.
+func readRSS(fd int, buf []byte) (uint64, bool) {
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	f := buf[:n]
+	i := 0
+	for i < len(f) && f[i] != ' ' {
+		i++
+	}
+	var pages uint64
+	digits := 0
+	for i++; i < len(f) && f[i] >= '0' && f[i] <= '9'; i++ {
+		pages = pages*10 + uint64(f[i]-'0')
+		digits++
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	return pages * uint64(os.Getpagesize()), true
+}
