@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/magnet-fcgi/magnet/luabind"
 )
 
@@ -127,10 +129,17 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// BenchmarkLookupHit is the per-request change check: one stat.
-func BenchmarkLookupHit(b *testing.B) {
+// BenchmarkLookupHit is the per-request change check of a watched
+// script: a memory load.
+func BenchmarkLookupHit(b *testing.B) { benchmarkLookupHit(b, Config{}) }
+
+// BenchmarkLookupHitStat is the per-request check of a script inotify
+// cannot watch: one stat.
+func BenchmarkLookupHitStat(b *testing.B) { benchmarkLookupHit(b, Config{NoWatch: true}) }
+
+func benchmarkLookupHit(b *testing.B, cfg Config) {
 	dir := b.TempDir()
-	c := newCache(b, Config{})
+	c := newCache(b, cfg)
 	p := []byte(filepath.Join(dir, "a.lua"))
 	write(b, string(p), "return 1")
 	c.Lookup(p)
@@ -143,7 +152,8 @@ func BenchmarkLookupHit(b *testing.B) {
 	}
 }
 
-// BenchmarkReload140 is a changed 140-line script seen, read and recompiled.
+// BenchmarkReload140 is a changed 140-line script seen, read, recompiled
+// and watched again.
 func BenchmarkReload140(b *testing.B) {
 	src, err := os.ReadFile("../luabind/testdata/template.lua")
 	if err != nil {
@@ -159,7 +169,7 @@ func BenchmarkReload140(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		c.m[path].size = -1 // as if the file had changed
+		c.event(-1, unix.IN_Q_OVERFLOW, nil) // as if the file had changed
 		if _, err := c.Lookup(p); err != nil {
 			b.Fatal(err)
 		}
