@@ -17,49 +17,56 @@
 // lua_pcall or lua_cpcall. A long-lived state under cgo stays sound only if
 // these hold; every C file keeps them.
 //
-//  1. Protection. Script code runs only under lua_pcall: in mg_run, with
-//     mg_msghandler adding the traceback, and in mg_dostring (set-up code,
-//     tests). setup runs under lua_cpcall from mg_new, and mg_build_header
-//     under lua_cpcall after the run, because header values are script
-//     data. luaL_loadbuffer returns its error as a code. What mg_new,
-//     mg_load, mg_unload, mg_run and mg_register_go do outside those calls
-//     uses only API calls that call no metamethod: raw table access,
-//     pushes, references.
+//  1. Protection. Everything that may raise runs under lua_pcall or
+//     lua_cpcall, entered from C: mg_run calls mg_run_protected (the hit
+//     count, the fresh environment, the script under its own lua_pcall
+//     with mg_msghandler, mg_build_header under another); mg_load,
+//     mg_unload, mg_register_go and setup (from mg_new) run their bodies
+//     under lua_cpcall; mg_dostring runs set-up code under lua_pcall. A
+//     table write raises too, through its metamethods or a memory error,
+//     or through a __gc finalizer run by the allocation: so even raw
+//     access to magnet.cache and its entries (which scripts can reach)
+//     happens inside those calls. What remains outside is what cannot
+//     raise: pushing registry values and light userdata, lua_settop,
+//     lua_replace, luaL_unref (setup makes the registry's free-list key,
+//     so an unref only overwrites existing keys) and reading values;
+//     mg_capture_error copies error values without converting them.
 //
-//  2. Who raises. Only the Lua C functions that scripts call (output.c,
-//     body.c, request.c, the replacements in setup.c, the trampoline in
-//     gofunc.c), the time limit hook (only while mg_run has set a
-//     deadline), setup and mg_build_header raise a Lua error, with
-//     lua_error or luaL_error; all of them run inside one of the protected
-//     calls above, so the longjmp unwinds C frames only.
+//  2. Who raises. The Lua C functions that scripts call, the time limit
+//     hook, the allocator (a memory error) and set-up code raise a Lua
+//     error; all of them run inside one of the protected calls above, so
+//     the longjmp unwinds C frames only.
 //
-//  3. No Go frame inside a longjmp. Every protected call is entered from C
-//     above the Go caller's frame. C calls Go in two places only:
+//  3. No Go frame inside a longjmp. C calls Go in two places only:
 //     magnetCallGo (gofunc.c's trampoline, for Func) and magnetReadBody
-//     (body.c). Neither raises: a Func returns an error, magnetCallGo
-//     pushes its message and returns MG_GOERROR, magnetReadBody returns -1,
-//     and the C caller raises after the Go call has returned. Both recover
-//     Go panics, so a Go panic never unwinds C frames. Call's methods use
-//     only API calls that call no metamethod and raise no error of their
-//     own.
+//     (body.c). Go never calls a Lua function that can raise: Call reads
+//     arguments with calls that neither allocate nor call metamethods
+//     (a number is formatted in C, not converted with lua_tolstring), and
+//     it does not push results: it encodes them (MG_OP_* in magnet.h) into
+//     a result box, a userdata that mg_gofunc made before the call, and
+//     C pushes them after Go has returned. An error is the last encoded
+//     op, raised by C. Both Go functions recover Go panics first, so a Go
+//     panic never unwinds C frames.
 //
 //  4. Stack space. Lua gives a C function LUA_MINSTACK free slots and no
 //     more. A function that may push more, for example one value per
-//     argument, checks first with luaL_checkstack (read_formats); a
-//     Go-backed function is held to the same rule.
+//     argument, checks first with luaL_checkstack (read_formats, and the
+//     trampoline before each result it pushes: a Go function returning
+//     100,000 values is a Lua error).
 //
-//  5. No panic handler. magnet sets none, so an error raised outside any
-//     protected call reaches golua's default_panicf, which calls abort()
-//     and ends the worker. Rules 1 to 3 exist so that this never happens.
+//  5. Panic handler. mg_new replaces golua's default_panicf (which calls
+//     abort()) with mg_panic, which logs and exits with status 70. Rules 1
+//     to 3 exist so that it never runs.
 //
-// Where the code does not keep these rules yet:
-//   - mg_run counts hits and mg_unload looks up the cache entry with
-//     lua_getfield and lua_setfield on magnet.cache and its entries, which
-//     scripts can reach: a metamethod set there runs, and may raise,
-//     outside protection (rules 1 and 5).
-//   - Any API call that allocates may raise a memory error, or run a __gc
-//     finalizer (newproxy) that raises, wherever it is called; from Call's
-//     methods that longjmp crosses Go frames (rule 3).
-//   - Neither mg_gofunc nor Call checks stack space, and Call has no way
-//     to (rule 4); the functions in fs.go push at most two values.
+//  6. Memory. mg_alloc wraps the allocator the state was made with (so
+//     LuaJIT keeps its own) and counts the heap; past the limit it refuses
+//     to grow it, which is a Lua memory error. Frees and shrinks always
+//     pass. A run that hit the limit fails, and a full collection follows
+//     under lua_cpcall; a state that still fills the limit is unsound.
+//
+// What the rules do not cover: a __gc finalizer that raises delivers its
+// error to whatever Lua code runs the collection, as in any Lua 5.1
+// program, which may be a later request; the debug library
+// (debug.getregistry, debug.setmetatable) reaches everything, and only the
+// sandbox can take it away.
 package luabind

@@ -150,8 +150,9 @@ static int collect_protected(lua_State *L) {
 }
 
 /* after_limit runs a full collection once a run hit the memory limit. A
- * state still over the limit holds what the scripts stored (in _G, in
- * magnet.cache): it can serve nothing more and is marked unsound. */
+ * state that still fills the limit (keeps more than 7/8 of it, leaving a
+ * request no room to run) holds what the scripts stored, in _G or in
+ * magnet.cache: it is marked unsound, for the worker to be replaced. */
 static void after_limit(mg_state *S) {
 	lua_State *L = S->L;
 	size_t limit = S->mem_limit;
@@ -160,7 +161,7 @@ static void after_limit(mg_state *S) {
 		if (lua_cpcall(L, collect_protected, NULL) == 0) break;
 		lua_pop(L, 1);
 	}
-	if (S->mem_used > limit) S->unsound = 1;
+	if (S->mem_used > limit - limit / 8) S->unsound = 1;
 	size_t n = S->err.len;
 	char msg[160];
 	int k = snprintf(msg, sizeof msg, "magnet: the script went over the memory limit of %zu bytes%s",

@@ -187,8 +187,8 @@ func (st *State) MemoryBytes() uint64 { return uint64(st.s.mem_used) }
 func (st *State) SetMemoryLimit(n uint64) { C.mg_set_memory_limit(st.s, C.size_t(n)) }
 
 // Unsound reports that a run went over the memory limit and a full
-// collection could not bring the heap back under it: what the scripts
-// keep (in _G, say) fills the limit, so every later run would fail. The
+// collection could not bring the heap back under 7/8 of it: what the
+// scripts keep (in _G, say) fills the limit, so later runs would fail. The
 // worker should finish its response and exit, to be replaced.
 func (st *State) Unsound() bool { return st.s.unsound != 0 }
 
