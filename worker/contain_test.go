@@ -41,14 +41,14 @@ func TestContainAttacks(t *testing.T) {
 			setmetatable(magnet.cache[%q], {__index = boom, __newindex = boom})
 			magnet.cache[%q].hits = nil
 			error("done")`, victim, victim),
-		"globals metatable": `setmetatable(_G, {__index = function() error("boom") end, __newindex = function() error("boom") end}) return undefined.x`,
-		"magnet.header = 5":   `magnet.header = 5`,
-		"magnet.request = x":  `magnet.request = "x"`,
-		"magnet.cache = nil":  `magnet.cache = nil`,
-		"finalizer in Go":     `for r = 1, 20 do for i = 1, 200 do getmetatable(newproxy(true)).__gc = function() error("gc") end end pcall(magnet.fs.readdir, "/usr/bin") end error("done")`,
-		"string.rep bomb":     `local s = string.rep("ab", 2^30) print(#s)`,
-		"doubling string":     `local s = "x" while true do s = s .. s end`,
-		"deep recursion":      `local function f() return 1 + f() end f()`,
+		"globals metatable":  `setmetatable(_G, {__index = function() error("boom") end, __newindex = function() error("boom") end}) return undefined.x`,
+		"magnet.header = 5":  `magnet.header = 5`,
+		"magnet.request = x": `magnet.request = "x"`,
+		"magnet.cache = nil": `magnet.cache = nil`,
+		"finalizer in Go":    `for r = 1, 20 do for i = 1, 200 do getmetatable(newproxy(true)).__gc = function() error("gc") end end pcall(magnet.fs.readdir, "/usr/bin") end error("done")`,
+		"string.rep bomb":    `local s = string.rep("ab", 2^30) print(#s)`,
+		"doubling string":    `local s = "x" while true do s = s .. s end`,
+		"deep recursion":     `local function f() return 1 + f() end f()`,
 	}
 	for name, src := range attacks {
 		script := writeScript(t, dir, strings.ReplaceAll(name, " ", "_")+".lua", src)
