@@ -91,7 +91,8 @@ const exitWatchdog = 2
 
 func (s *Server) watchRequests(done <-chan struct{}) {
 	limit, maxRSS := s.cfg.RequestTimeout, s.cfg.MaxRSS
-	t := time.NewTicker(watchTick(limit, maxRSS))
+	tick := watchTick(limit, maxRSS)
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	statm := -1
 	if maxRSS > 0 {
@@ -137,7 +138,8 @@ func (s *Server) watchRequests(done <-chan struct{}) {
 				}
 			}
 		}
-		if maxRSS > 0 && n != rssSeen && now.Sub(rssAt) >= rssEvery && !s.stopping.Load() {
+		// Ticks jitter: half a tick early still counts as on time.
+		if maxRSS > 0 && n != rssSeen && now.Sub(rssAt) >= rssEvery-tick/2 && !s.stopping.Load() {
 			rssSeen, rssAt = n, now
 			if rss, ok := readRSS(statm, buf[:]); ok && rss > maxRSS {
 				s.log.Info("max rss reached, exiting", "rss", rss, "max_rss", maxRSS)
