@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,6 +20,11 @@ type conn struct {
 	timeoutSet bool // SO_RCVTIMEO is set for sole-connection mode
 	lingering  bool // answered; dropping the rest of the body before closing
 	served     int  // requests answered on this connection
+
+	// for the sweeper (timeouts.go)
+	seq     uint32        // requests finished, answered or aborted
+	seenKey uint64        // seq and phase the last sweep saw
+	seenAt  time.Duration // when a sweep first saw seenKey
 }
 
 // serveConn reads what the socket has and answers every complete request.
@@ -59,6 +65,10 @@ func (s *Server) process(c *conn) {
 	for !c.closed && !c.lingering {
 		ev, err := c.pc.Next()
 		if err != nil {
+			if c.pc.SkipRequest() {
+				s.refuse(c, err)
+				return
+			}
 			s.log.Warn("bad FastCGI stream, closing the connection", "err", err)
 			s.closeConn(c)
 			return
@@ -75,6 +85,7 @@ func (s *Server) process(c *conn) {
 			s.wbuf = protocol.AppendEndRequest(s.wbuf[:0], ev.RequestID, 0, protocol.StatusRequestComplete)
 			keep := c.pc.KeepConn()
 			c.pc.FinishRequest()
+			c.seq++
 			if !s.write(c, s.wbuf) || !keep {
 				s.closeConn(c)
 			}
@@ -159,6 +170,7 @@ func (s *Server) handle(c *conn) {
 	s.requests++
 	s.busy = s.cfg.BusyPoll > 0
 	c.served++
+	c.seq++
 	if s.st.Unsound() && !s.stopping.Load() {
 		s.log.Error("Lua state still over its memory limit after a full collection, exiting to be replaced",
 			"script", string(script), "heap", s.st.MemoryBytes(), "limit", s.cfg.MemoryLimit)
@@ -169,6 +181,25 @@ func (s *Server) handle(c *conn) {
 		s.Shutdown()
 	}
 }
+
+// refuse answers a request over the protocol limits with 431 and closes
+// the connection once the web server has sent the rest of the request
+// (see linger): closing at once would reset the connection, and the web
+// server would lose the answer.
+func (s *Server) refuse(c *conn, err error) {
+	id := c.pc.RequestID()
+	s.log.Info("request over the limits, answering 431", "fd", c.fd, "id", id, "err", err)
+	s.contained(CloseLimit)
+	out := protocol.AppendResponse(s.wbuf[:0], id, refusal, nil, 0)
+	s.wbuf = out[:0]
+	c.seq++
+	if s.write(c, out) {
+		s.linger(c)
+	}
+}
+
+// refusal is the CGI response to a request over the protocol limits.
+var refusal = []byte("Status: 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\n\r\nRequest Header Fields Too Large\n")
 
 // linger closes c, whose response is written, once the web server has
 // sent the rest of the body the script did not read. Closing a socket with
@@ -262,8 +293,13 @@ func (s *Server) write(c *conn, p []byte) bool {
 	for len(p) > 0 {
 		n, errno := rawWrite(c.fd, p)
 		if errno == unix.EAGAIN {
-			if err := waitFD(c.fd, unix.POLLOUT, s.cfg.IOTimeout); err != nil {
-				s.log.Warn("client too slow to take the response", "err", err)
+			if err := waitFD(c.fd, unix.POLLOUT, s.cfg.SendTimeout); err != nil {
+				if err == unix.ETIMEDOUT {
+					s.log.Debug("closing connection", "fd", c.fd, "reason", CloseSend.String(), "after", s.cfg.SendTimeout.String())
+					s.contained(CloseSend)
+				} else {
+					s.log.Warn("waiting to write the response", "err", err)
+				}
 				s.closeConn(c)
 				return false
 			}
@@ -321,7 +357,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 				b.err = errClosed
 			}
 		case protocol.EventNone:
-			if err := waitFD(c.fd, unix.POLLIN, b.s.cfg.IOTimeout); err != nil {
+			if err := waitFD(c.fd, unix.POLLIN, b.s.cfg.ReadTimeout); err != nil {
+				if err == unix.ETIMEDOUT {
+					b.s.log.Debug("request body stopped arriving", "fd", c.fd, "after", b.s.cfg.ReadTimeout.String())
+					b.s.contained(CloseRead)
+				}
 				b.err = err
 				return 0, err
 			}

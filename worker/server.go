@@ -45,9 +45,22 @@ type Config struct {
 	// MemoryLimit caps the Lua heap in bytes (0: none); see
 	// luabind.State.SetMemoryLimit.
 	MemoryLimit uint64
-	// IOTimeout bounds waiting for a request body or for a slow client to
-	// take the response (default 30s).
+	// IOTimeout is the default of ReadTimeout and SendTimeout (default 30s).
 	IOTimeout time.Duration
+	// ReadTimeout bounds receiving a request: from its first byte to the
+	// end of its params, each wait for its body while the script reads
+	// it, and dropping a body the script left unread (default IOTimeout).
+	ReadTimeout time.Duration
+	// SendTimeout bounds each wait for a client that does not take the
+	// response; the client is dropped (default IOTimeout).
+	SendTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request in
+	// progress (default DefaultIdleTimeout; negative: never).
+	IdleTimeout time.Duration
+	// MaxConns caps the connections this worker holds; at the cap it
+	// stops accepting and leaves new connections to the other workers
+	// (default DefaultMaxConns, less where RLIMIT_NOFILE is lower).
+	MaxConns int
 	// BusyPoll is how long the worker keeps polling for the next request
 	// after answering one, yielding the CPU between polls, before it sleeps
 	// (0: sleep at once). A sleeping worker is woken by the kernel, which
@@ -93,6 +106,19 @@ type Server struct {
 	wd       watchdog
 	drainEnd time.Time
 
+	// containment (timeouts.go); times are since epoch
+	connRep     ConnReporter
+	count       counters
+	epoch       time.Time
+	sweepEvery  time.Duration
+	waitMS      int // epoll_wait's timeout: idleAccept, or less for short timeouts
+	nextSweep   time.Duration
+	paused      bool // the listening socket is out of the epoll set
+	fdLimited   bool // paused by EMFILE or ENFILE, not by MaxConns
+	pausedConns int  // connections held when accepting paused
+	retryAt     time.Duration
+	fdWarnAt    time.Duration
+
 	// per-request scratch, reused
 	index []uint32
 	wbuf  []byte
@@ -109,6 +135,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.IOTimeout <= 0 {
 		cfg.IOTimeout = 30 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = cfg.IOTimeout
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = cfg.IOTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = defaultMaxConns()
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Second
@@ -132,6 +170,11 @@ func New(cfg Config) (*Server, error) {
 	s.body.s = s
 	s.req.Body = &s.body
 	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0
+	s.connRep, _ = cfg.Reporter.(ConnReporter)
+	s.epoch = time.Now()
+	s.sweepEvery = sweepInterval(cfg.IdleTimeout, cfg.ReadTimeout)
+	s.nextSweep = s.sweepEvery
+	s.waitMS = min(idleAccept, int(s.sweepEvery/time.Millisecond))
 	if err := s.open(); err != nil {
 		s.Close() // the Lua state and whatever open got to
 		return nil, err
@@ -204,7 +247,7 @@ func (s *Server) Serve() error {
 	defer s.startWatchdog()()
 	s.bindCache()
 	for {
-		timeout := idleAccept
+		timeout := s.waitMS
 		if s.stopping.Load() {
 			if s.listening {
 				s.beginDrain()
@@ -226,7 +269,8 @@ func (s *Server) Serve() error {
 		if errno != 0 {
 			return fmt.Errorf("epoll_wait: %w", errno)
 		}
-		if n == 0 && s.listening {
+		s.tick()
+		if n == 0 && s.listening && !s.paused {
 			// A quiet spell: take a connection whose wake-up went to a
 			// worker that died or stopped before accepting it.
 			s.acceptBatch()
@@ -240,7 +284,7 @@ func (s *Server) Serve() error {
 				var b [8]byte
 				unix.Read(s.evfd, b[:])
 			case fd == s.listenFD:
-				if !accepted && s.listening && !s.stopping.Load() {
+				if !accepted && s.listening && !s.paused && !s.stopping.Load() {
 					s.acceptBatch()
 				}
 				accepted = true
@@ -349,7 +393,7 @@ const idleAccept = 100 // milliseconds
 // was a one-request one that is already done: that saves an epoll_wait per
 // request under load without making keep-alive connections wait.
 func (s *Server) acceptBatch() {
-	for k := 0; k < 8 && !s.stopping.Load(); k++ {
+	for k := 0; k < 8 && !s.paused && !s.stopping.Load(); k++ {
 		if ok, done := s.accept(); !ok || !done {
 			return
 		}
@@ -359,13 +403,18 @@ func (s *Server) acceptBatch() {
 // accept takes one connection and serves what it brought; ok says whether
 // a connection was accepted, done whether it was also served and closed.
 func (s *Server) accept() (ok, done bool) {
+	if s.nconns >= s.cfg.MaxConns {
+		s.pauseAccept(false)
+		return false, false
+	}
 	fd, errno := rawAccept(s.listenFD)
 	if errno != 0 {
-		if errno != unix.EAGAIN && errno != unix.EINTR && errno != unix.ECONNABORTED {
+		switch errno {
+		case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED:
+		case unix.EMFILE, unix.ENFILE:
+			s.pauseAccept(true)
+		default:
 			s.log.Warn("accept", "err", errno)
-			if errno == unix.EMFILE || errno == unix.ENFILE {
-				time.Sleep(10 * time.Millisecond)
-			}
 		}
 		return false, false
 	}
@@ -390,6 +439,9 @@ func (s *Server) adopt(fd int) (done bool) {
 		s.closeConn(c)
 		return false
 	}
+	if s.nconns >= s.cfg.MaxConns {
+		s.pauseAccept(false)
+	}
 	// A web server opening its pool of keep-alive connections at once
 	// may have woken another worker for the next one: let it run, or
 	// this worker, still running, takes most of the burst.
@@ -411,6 +463,8 @@ func (s *Server) newConn(fd int) *conn {
 	c.timeoutSet = false
 	c.served = 0
 	c.lingering = false
+	c.seq = 0
+	c.seenKey = phaseUnknown
 	for fd >= len(s.conns) {
 		s.conns = append(s.conns, nil)
 	}
