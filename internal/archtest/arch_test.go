@@ -90,6 +90,7 @@ func TestImportRules(t *testing.T) {
 		"internal/daemon":     {"internal/socket"},
 		"internal/testutil":   {},
 		"internal/version":    {},
+		"internal/bytesize":   {},
 	}
 	imports := projectImports(t)
 	for pkg, rule := range allowed {
