@@ -47,6 +47,10 @@ func main() {
 			&cli.DurationFlag{Name: "stat-interval", Usage: "stat scripts for changes at most this often instead of watching them with inotify (0: watch)"},
 			&cli.BoolFlag{Name: "watch", Value: true, Usage: "see script changes through inotify; false: stat each script on every request"},
 			&cli.DurationFlag{Name: "busy-poll", EnvVars: []string{"MAGNET_BUSY_POLL"}, Usage: "after an answer, poll this long for the next request before sleeping (0: sleep at once; try 50us on a dedicated machine)"},
+			&cli.DurationFlag{Name: "idle-timeout", Value: worker.DefaultIdleTimeout, EnvVars: []string{"MAGNET_IDLE_TIMEOUT"}, Usage: "close a keep-alive connection with no request for this long (0: never)"},
+			&cli.DurationFlag{Name: "read-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_READ_TIMEOUT"}, Usage: "drop a connection whose request params take longer than this to arrive, or whose body stops arriving for this long"},
+			&cli.DurationFlag{Name: "send-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_SEND_TIMEOUT"}, Usage: "drop a client that takes none of the response for this long"},
+			&cli.IntFlag{Name: "max-conns", EnvVars: []string{"MAGNET_MAX_CONNS"}, DefaultText: "1024, or less under RLIMIT_NOFILE", Usage: "hold at most `N` connections; at the cap stop accepting and leave new ones to the other workers"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
 			&cli.DurationFlag{Name: "request-terminate-timeout", DefaultText: "--timeout + 5s", Usage: "end the worker when a request has run longer than `DURATION`, even inside C (0: never; under magnetd, magnetd kills it)"},
 			&cli.StringFlag{Name: "max-rss", EnvVars: []string{"MAGNET_MAX_RSS"}, Usage: "exit gracefully once the resident memory is over `SIZE` after a request (bytes, or with K, M or G; 0: never)"},
@@ -94,8 +98,24 @@ func run(ctx *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
+	idle := ctx.Duration("idle-timeout")
+	if idle == 0 {
+		idle = -1 // never
+	}
+	for _, name := range []string{"idle-timeout", "read-timeout", "send-timeout"} {
+		if d := ctx.Duration(name); d < 0 || (d == 0 && name != "idle-timeout") {
+			return fmt.Errorf("--%s %s: want a positive duration", name, d)
+		}
+	}
+	if ctx.Int("max-conns") < 0 {
+		return fmt.Errorf("--max-conns %d: want 1 or more (0: the default)", ctx.Int("max-conns"))
+	}
 	cfg := worker.Config{
 		ListenFD:    fd,
+		IdleTimeout: idle,
+		ReadTimeout: ctx.Duration("read-timeout"),
+		SendTimeout: ctx.Duration("send-timeout"),
+		MaxConns:    ctx.Int("max-conns"),
 		Debug:       ctx.Bool("debug"),
 		MaxRequests: ctx.Int("max-requests"),
 		Timeout:     ctx.Duration("timeout"),
