@@ -200,3 +200,20 @@ func TestOverLimitAnswered(t *testing.T) {
 		t.Fatalf("200 KB param: %q", body)
 	}
 }
+
+// TestNoAllocSweep: the loop's clock read and sweep allocate nothing.
+func TestNoAllocSweep(t *testing.T) {
+	s, c, peer, req := serverPair(t)
+	buf := make([]byte, 4096)
+	n := testing.AllocsPerRun(200, func() {
+		roundTrip(t, s, c, peer, req, buf)
+		s.nextSweep = 0 // a sweep is due
+		s.tick()
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per request and sweep, want 0", n)
+	}
+	if c.closed {
+		t.Fatal("an active connection was swept")
+	}
+}
