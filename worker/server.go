@@ -244,8 +244,8 @@ func (s *Server) Close() {
 func (s *Server) Serve() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer s.startWatchdog()()
 	s.bindCache()
+	defer s.startWatchdog()()
 	for {
 		timeout := s.waitMS
 		if s.stopping.Load() {
