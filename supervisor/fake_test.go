@@ -28,6 +28,7 @@ type fakeOS struct {
 	kills   []kill            // every Kill, in order
 	timers  []*fakeTimer      // pending timers
 	fail    error             // when set, Start fails with it
+	output  string            // what each worker writes, when set
 	sigs    chan os.Signal    // unbuffered: a send returns once Run took it
 }
 
@@ -69,6 +70,9 @@ func (f *fakeOS) Start(spec *Spec, exited func(Exit)) (int, io.ReadCloser, error
 	p := &fakeProc{pid: f.nextPID, spec: spec, exited: exited}
 	f.procs[p.pid] = p
 	f.order = append(f.order, p.pid)
+	if f.output != "" {
+		return p.pid, io.NopCloser(strings.NewReader(f.output)), nil
+	}
 	return p.pid, nil, nil
 }
 

@@ -48,8 +48,17 @@ type Config struct {
 	// Stopping, when set, is called once when a stop begins, before the
 	// workers are told to exit.
 	Stopping func()
-	// Ready, when set, is called once the first generation has started.
+	// Ready, when set, is called once the first generation has started,
+	// or, with StartTimeout, once it is ready.
 	Ready func()
+	// StartTimeout, when positive, is how long the first generation may
+	// take to get ready: a worker is ready once it has run ReadyDelay and
+	// attached to the Board. Ready is called when every worker is ready,
+	// or at StartTimeout when one is; when none is by then (a worker that
+	// crashes at start, say on a bad option), Run stops the pool and
+	// returns an error with the last line a worker wrote. Zero calls Ready
+	// as soon as the first generation was started.
+	StartTimeout time.Duration
 	// Reopen, when set, is called on SIGUSR1 to reopen log files.
 	Reopen func()
 	// RequestTimeout is how long a worker's current request may run, by
@@ -145,6 +154,12 @@ type Supervisor struct {
 	stopping bool
 	stopAt   time.Time
 	start    time.Time
+	started  bool  // the first generation got ready (or no check was asked)
+	startErr error // why the first generation never got ready
+
+	outMu    sync.Mutex
+	lastLine string // the last line a worker wrote, for startErr
+	lastExit string // how the last worker of the first generation ended
 }
 
 // New checks cfg and returns a supervisor ready to Run.
@@ -211,8 +226,10 @@ func (s *Supervisor) Run() error {
 	if s.watchdogOn() {
 		s.scheduleWatchdog()
 	}
-	if s.cfg.Ready != nil {
-		s.cfg.Ready()
+	if s.cfg.StartTimeout > 0 {
+		s.checkStart()
+	} else {
+		s.ready()
 	}
 	for !s.stopping || len(s.procs) > 0 {
 		select {
@@ -225,7 +242,7 @@ func (s *Supervisor) Run() error {
 		}
 	}
 	s.log.Info("all workers stopped")
-	return nil
+	return s.startErr
 }
 
 // Reload replaces every worker as SIGHUP does.
@@ -323,6 +340,7 @@ func (s *Supervisor) reap(ev exitEvent) {
 	s.mu.Unlock()
 	lived := s.os.Now().Sub(p.started)
 	clean := ev.exit.Success
+	s.noteExit(ev.exit)
 	attrs := []any{"pid", p.pid, "index", p.index, "generation", p.gen, "status", ev.exit.Status, "uptime", lived.Round(time.Millisecond)}
 	var served uint64
 	if s.cfg.Board != nil {
@@ -412,6 +430,7 @@ func (s *Supervisor) retireWhenReady(old []*proc, gen int, since time.Time, warn
 	}
 	switch {
 	case alive > 0 && (ready == alive || now.Sub(since) > readyTimeout):
+		s.log.Debug("reload: retiring the old generation", "generation", gen, "new_ready", ready, "new_running", alive, "waited", now.Sub(since).Round(time.Millisecond))
 		s.retire(old)
 		return
 	case alive == 0 && !warned:
@@ -433,6 +452,7 @@ func (s *Supervisor) retire(old []*proc) {
 		p.retiring = true
 		s.mu.Unlock()
 		left = append(left, p)
+		s.log.Debug("telling old worker to finish", "pid", p.pid, "generation", p.gen)
 		s.os.Kill(p.pid, syscall.SIGTERM)
 	}
 	if len(left) == 0 {

@@ -27,6 +27,19 @@ func (s *Supervisor) spawn(i int) (*proc, error) {
 		ExtraFiles: s.cfg.ExtraFiles,
 	}
 	p := &proc{index: i, slot: slot, gen: s.gen}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		attrs := []any{"index", i, "slot", slot, "generation", s.gen, "path", spec.Path, "argv", spec.Argv, "dir", spec.Dir}
+		if spec.Chroot != "" {
+			attrs = append(attrs, "chroot", spec.Chroot)
+		}
+		if c := spec.Credential; c != nil {
+			attrs = append(attrs, "uid", c.Uid, "gid", c.Gid)
+		}
+		if s.cfg.Board != nil {
+			attrs = append(attrs, "board_env", s.cfg.Board.Env(slot))
+		}
+		s.log.Debug("spawning worker", attrs...)
+	}
 	// The loop receives the exit only after this start is recorded: both
 	// run on the loop's goroutine.
 	pid, out, err := s.os.Start(spec, func(e Exit) { s.exited <- exitEvent{p: p, exit: e} })
@@ -55,6 +68,7 @@ func (s *Supervisor) copyOutput(r io.ReadCloser, pid int) {
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		level, line := parseLine(sc.Text())
+		s.noteOutput(line)
 		msg, attrs := splitAttrs(line)
 		s.log.Log(context.Background(), level, msg, append(attrs, "worker", pid)...)
 	}
