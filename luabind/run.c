@@ -267,6 +267,13 @@ static void arm_hook(mg_state *S) {
 	lua_sethook(S->L, timeout_hook, LUA_MASKCOUNT, 10000);
 }
 
+/* mg_own_hook puts the state's own hook back on L: the time limit hook,
+ * or none. The slow log's one-shot hook (slowlog.c) calls it when done. */
+void mg_own_hook(lua_State *L, mg_state *S) {
+	if (S->timeout_ns) lua_sethook(L, timeout_hook, LUA_MASKCOUNT, 10000);
+	else lua_sethook(L, NULL, 0, 0);
+}
+
 /* mg_set_timeout limits each run to ns nanoseconds of wall time, checked
  * every 10000 VM instructions (interpreted code only under LuaJIT). */
 void mg_set_timeout(mg_state *S, int64_t ns) {
