@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/internal/version"
 	"github.com/urfave/cli/v2"
 )
@@ -24,8 +25,10 @@ func main() {
 
 // run executes magnetd with the given arguments and returns the exit code.
 func run(args []string) int {
-	if len(args) < 2 {
-		// spawn-fcgi shows its help and fails when given no argument.
+	if len(args) < 2 && !socket.IsListener(0) {
+		// spawn-fcgi shows its help and fails when given no argument; with
+		// a listening socket on fd 0 (lighttpd's bin-path, spawn-fcgi's
+		// program) no argument means: serve it, as php-cgi does.
 		newApp().Run([]string{args[0], "--help"})
 		return exitFailure
 	}
@@ -83,7 +86,16 @@ const description = `magnetd binds a socket (-s, or -a/-p) or takes over a liste
 fd 0 (when a web server spawns it through lighttpd's bin-path), starts the
 worker program -F times with that socket as fd 0 and supervises them.
 
-Default worker program: magnet-worker in magnetd's own directory.
+Default worker program: magnet-worker in magnetd's own directory, else
+magnet-worker in $PATH.
+
+Started with no argument at all and a listening socket on fd 0 (lighttpd's
+"bin-path" => "/usr/local/bin/magnetd", spawn-fcgi -s SOCK -- magnetd), it
+serves that socket with $PHP_FCGI_CHILDREN workers; with no argument and no
+socket it shows this help and exits 255, as spawn-fcgi does.
+
+A start fails (exit 255, the reason on stderr) when no worker gets ready
+within 5 seconds, say because a worker option is wrong.
 
 Signals: SIGHUP reloads (new workers first, then the old ones finish their
 request and exit, killed after --drain-timeout); SIGTERM, SIGINT and SIGQUIT
@@ -120,6 +132,7 @@ func flags() []cli.Flag {
 		&cli.IntFlag{Category: catSpawn, Name: "backlog", Aliases: []string{"b"}, Value: 1024, Usage: "listen `BACKLOG` of the socket"},
 		&cli.StringFlag{Category: catSpawn, Name: "pid-file", Aliases: []string{"P"}, Usage: "write the master's pid to `PATH`"},
 		&cli.BoolFlag{Category: catSpawn, Name: "no-fork", Aliases: []string{"n"}, DisableDefaultText: true, Usage: "stay in the foreground (for daemontools, systemd Type=simple)"},
+		&cli.BoolFlag{Category: catSpawn, Name: "test", Aliases: []string{"t"}, DisableDefaultText: true, Usage: "check the options (worker program, --docroot, users, files) and exit, like nginx -t"},
 		&cli.StringFlag{Category: catRoot, Name: "chroot", Aliases: []string{"c"}, Usage: "chroot the workers to `DIRECTORY`"},
 		&cli.BoolFlag{Category: catRoot, Name: "socket-before-chroot", Aliases: []string{"S"}, DisableDefaultText: true, Usage: "create the socket outside the chroot (default: the socket path is inside it)"},
 		&cli.StringFlag{Category: catRoot, Name: "user", Aliases: []string{"u"}, Usage: "run the workers as `USER`"},

@@ -209,7 +209,10 @@ func (o *options) program(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("finding magnet-worker: %w", err)
 		}
-		o.argv = []string{filepath.Join(filepath.Dir(exe), "magnet-worker")}
+		o.argv = []string{defaultWorker(exe, o.chroot)}
+		if c.IsSet("log-level") {
+			o.argv = append(o.argv, "--log-level", strings.ToLower(o.logLevel.String()))
+		}
 		if o.docroot != "" {
 			abs, err := filepath.Abs(o.docroot)
 			if err != nil {

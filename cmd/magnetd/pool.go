@@ -39,6 +39,7 @@ func runPool(o *options, p poolConfig) error {
 		Socket:         sock,
 		Logger:         log,
 		Ready:          p.ready,
+		StartTimeout:   startTimeout,
 		Reopen: func() {
 			if logFile != nil {
 				if err := logFile.Reopen(); err != nil {

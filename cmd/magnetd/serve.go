@@ -31,6 +31,12 @@ func serve(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := checkOptions(o); err != nil {
+		return err
+	}
+	if c.Bool("test") {
+		return testConfig(o, path)
+	}
 	detached := daemon.IsChild()
 	logFile, log, err := openLog(o, detached)
 	if err != nil {
@@ -38,6 +44,11 @@ func serve(c *cli.Context) (err error) {
 	}
 	if logFile != nil {
 		defer logFile.Close()
+		if detached {
+			// The parent made the log file the daemon's stderr: follow
+			// it when SIGUSR1 reopens it.
+			logFile.FollowStderr()
+		}
 	}
 	workerID, sockID, err := identities(o, detached)
 	if err != nil {

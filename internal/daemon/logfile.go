@@ -1,17 +1,20 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // LogFile is an append-only log file that can be reopened after log
 // rotation (SIGUSR1). It is safe for concurrent use.
 type LogFile struct {
-	mu   sync.Mutex
-	path string
-	f    *os.File
+	mu     sync.Mutex
+	path   string
+	f      *os.File
+	stderr bool // Reopen moves fd 2 too
 }
 
 // OpenLogFile opens path for appending, creating it with mode 0640.
@@ -55,8 +58,13 @@ func (l *LogFile) Reopen() error {
 	l.mu.Lock()
 	old := l.f
 	l.f = f
+	if l.stderr {
+		if err = syscall.Dup3(int(f.Fd()), 2, 0); err != nil {
+			err = fmt.Errorf("pointing stderr at the log file: %w", err)
+		}
+	}
 	l.mu.Unlock()
-	return old.Close()
+	return errors.Join(err, old.Close())
 }
 
 // Close closes the file.
@@ -64,4 +72,12 @@ func (l *LogFile) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.f.Close()
+}
+
+// FollowStderr makes each Reopen also point the process's stderr (fd 2)
+// at the new file, for a daemon whose stderr is the log file.
+func (l *LogFile) FollowStderr() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stderr = true
 }
