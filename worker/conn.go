@@ -110,7 +110,7 @@ func (s *Server) handle(c *conn) {
 		off = next
 	}
 	script, _ := params.Lookup("SCRIPT_FILENAME")
-	s.wd.begin(script)
+	s.wd.begin(script, params)
 	rep := s.cfg.Reporter
 	if rep != nil {
 		method, _ := params.Lookup("REQUEST_METHOD")

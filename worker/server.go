@@ -76,6 +76,11 @@ type Config struct {
 	// MaxRSS, when set, stops the worker gracefully, as MaxRequests does,
 	// once its resident set is over this many bytes after requests.
 	MaxRSS uint64
+	// SlowLogTimeout, when set, logs once the script, URI and Lua
+	// traceback of a request still running after it (slowlog.go).
+	SlowLogTimeout time.Duration
+	// SlowLog receives the slow log's entries (nil: the Logger).
+	SlowLog io.Writer
 	// Special answers requests whose SCRIPT_NAME it claims (status and ping
 	// pages) without Lua; it returns a complete CGI response, or nil.
 	Special  func(scriptName, query []byte) []byte
@@ -169,7 +174,8 @@ func New(cfg Config) (*Server, error) {
 		events: make([]unix.EpollEvent, 64), index: make([]uint32, 0, 256), wbuf: make([]byte, 0, 16<<10)}
 	s.body.s = s
 	s.req.Body = &s.body
-	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0
+	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0 || cfg.SlowLogTimeout > 0
+	s.wd.slow = cfg.SlowLogTimeout > 0
 	s.connRep, _ = cfg.Reporter.(ConnReporter)
 	s.epoch = time.Now()
 	s.sweepEvery = sweepInterval(cfg.IdleTimeout, cfg.ReadTimeout)

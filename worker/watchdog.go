@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/magnet-fcgi/magnet/luabind"
+	"github.com/magnet-fcgi/magnet/protocol"
 )
 
 // The self-watchdog and the RSS check run on a goroutine of their own,
@@ -16,7 +19,8 @@ import (
 // Per request the loop only copies the script name and bumps a counter
 // twice (odd while a request runs): no clock read, no system call. The
 // goroutine ticks; a request whose count it saw odd and unchanged for
-// RequestTimeout has run at least that long, and the process ends.
+// RequestTimeout has run at least that long, and the process ends. One
+// that passes SlowLogTimeout first gets its traceback logged (slowlog.go).
 
 // RSSReporter is implemented by a Reporter that also counts the workers
 // recycled for passing MaxRSS, for the status page. RecycledForRSS may be
@@ -25,20 +29,28 @@ type RSSReporter interface {
 	RecycledForRSS()
 }
 
-// watchdog is the loop's side of the self-watchdog and RSS check.
+// watchdog is the loop's side of the self-watchdog, the slow log and the
+// RSS check.
 type watchdog struct {
-	on     bool          // RequestTimeout or MaxRSS is set
+	on     bool          // RequestTimeout, SlowLogTimeout or MaxRSS is set
+	slow   bool          // SlowLogTimeout is set: keep the URI too
 	seq    atomic.Uint64 // incremented at each request's start and end
 	script [256]byte     // current script name, written before seq turns odd
 	n      int
+	uri    [256]byte // current REQUEST_URI, for the slow log
+	nuri   int
 }
 
 // begin marks the start of a request running script.
-func (w *watchdog) begin(script []byte) {
+func (w *watchdog) begin(script []byte, params protocol.Params) {
 	if !w.on {
 		return
 	}
 	w.n = copy(w.script[:], script)
+	if w.slow {
+		uri, _ := params.Lookup("REQUEST_URI")
+		w.nuri = copy(w.uri[:], uri)
+	}
 	w.seq.Add(1)
 }
 
@@ -53,11 +65,14 @@ func (w *watchdog) end() {
 const rssEvery = 100 * time.Millisecond
 
 // watchTick is the watchdog goroutine's tick for the configured limits:
-// a stuck request is ended at most about one tick past its limit.
-func watchTick(timeout time.Duration, maxRSS uint64) time.Duration {
+// a stuck request is ended (or logged as slow) at most about one tick past
+// its limit.
+func watchTick(timeout, slow time.Duration, maxRSS uint64) time.Duration {
 	tick := time.Second
-	if timeout > 0 {
-		tick = min(tick, max(timeout/10, 10*time.Millisecond))
+	for _, d := range []time.Duration{timeout, slow} {
+		if d > 0 {
+			tick = min(tick, max(d/10, 10*time.Millisecond))
+		}
 	}
 	if maxRSS > 0 {
 		tick = min(tick, rssEvery)
@@ -65,17 +80,25 @@ func watchTick(timeout time.Duration, maxRSS uint64) time.Duration {
 	return tick
 }
 
-// startWatchdog starts the goroutine when RequestTimeout or MaxRSS is
-// set, and returns what stops it.
+// startWatchdog starts the goroutine when RequestTimeout, SlowLogTimeout
+// or MaxRSS is set, and returns what stops it. It runs on the loop's
+// thread.
 func (s *Server) startWatchdog() (stop func()) {
 	if !s.wd.on {
 		return func() {}
+	}
+	var tracer *luabind.Tracer
+	if s.cfg.SlowLogTimeout > 0 {
+		var err error
+		if tracer, err = s.st.Tracer(); err != nil {
+			s.log.Warn("--slowlog-timeout: no tracebacks", "err", err)
+		}
 	}
 	done := make(chan struct{})
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		s.watchRequests(done)
+		s.watchRequests(done, tracer)
 	}()
 	return func() {
 		close(done)
@@ -89,9 +112,9 @@ var exit = os.Exit
 // exitWatchdog is the exit status of a worker ended by its watchdog.
 const exitWatchdog = 2
 
-func (s *Server) watchRequests(done <-chan struct{}) {
-	limit, maxRSS := s.cfg.RequestTimeout, s.cfg.MaxRSS
-	tick := watchTick(limit, maxRSS)
+func (s *Server) watchRequests(done <-chan struct{}, tracer *luabind.Tracer) {
+	limit, maxRSS, slow := s.cfg.RequestTimeout, s.cfg.MaxRSS, s.cfg.SlowLogTimeout
+	tick := watchTick(limit, slow, maxRSS)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	statm := -1
@@ -108,6 +131,7 @@ func (s *Server) watchRequests(done <-chan struct{}) {
 	var (
 		seen    uint64    // the odd count of the request being timed
 		since   time.Time // when it was first seen
+		logged  uint64    // the odd count of the last request logged as slow
 		rssSeen uint64    // the count at the last RSS reading
 		rssAt   time.Time
 		buf     [128]byte
@@ -120,13 +144,16 @@ func (s *Server) watchRequests(done <-chan struct{}) {
 		case now = <-t.C:
 		}
 		n := s.wd.seq.Load()
-		if limit > 0 {
+		if limit > 0 || slow > 0 {
 			switch {
 			case n&1 == 0:
 				seen = 0
 			case n != seen:
 				seen, since = n, now
-			case now.Sub(since) >= limit:
+			case slow > 0 && logged != n && now.Sub(since) >= slow:
+				logged = n
+				s.slowRequest(n, now.Sub(since), tracer)
+			case limit > 0 && now.Sub(since) >= limit:
 				// The loop's thread is stuck in this request and does not
 				// write the name while it is.
 				script := string(s.wd.script[:s.wd.n])
