@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/magnet-fcgi/magnet/luabind"
 	"github.com/magnet-fcgi/magnet/protocol"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // Containment: a script cannot take its worker down. Each attack is
@@ -199,7 +200,7 @@ func TestContainRSS(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "w.sock")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestContainRSS$")
+	cmd := testutil.SelfCommand("-test.run=^TestContainRSS$")
 	cmd.Env = append(os.Environ(), "MAGNET_CONTAIN_WORKER="+sock)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -21,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/magnet-fcgi/magnet/protocol"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // The flood test runs one worker in a child process (this test binary
@@ -109,7 +110,7 @@ func TestFloodOfIdleConnections(t *testing.T) {
 				t.Fatal(err)
 			}
 			lf := os.NewFile(uintptr(fd), "listener")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestFloodWorkerProcess$")
+			cmd := testutil.SelfCommand("-test.run=^TestFloodWorkerProcess$")
 			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d %d", floodEnv, tc.maxConns, tc.nofi))
 			cmd.ExtraFiles = []*os.File{lf}
 			stderr, err := cmd.StderrPipe()

@@ -45,7 +45,7 @@ func TestWatchdogEndsStuckWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stderr.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchdogEndsStuckWorker$")
+	cmd := testutil.SelfCommand("-test.run=^TestWatchdogEndsStuckWorker$")
 	cmd.Env = append(os.Environ(), watchdogChild+"="+sock)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
