@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,13 @@ type Config struct {
 	SlowLog io.Writer
 	// Special answers requests whose SCRIPT_NAME it claims (status and ping
 	// pages) without Lua; it returns a complete CGI response, or nil.
-	Special  func(scriptName, query []byte) []byte
+	Special func(scriptName, query []byte) []byte
+	// AllowedClients, when set, are the only peer addresses accepted on
+	// a TCP listener; others are closed at once (allow.go). Unix sockets
+	// are not checked.
+	AllowedClients []netip.Prefix
+	// Sandbox, when set, confines the scripts (luabind.State.Sandbox).
+	Sandbox  *luabind.Sandbox
 	Reporter Reporter
 	Logger   *slog.Logger
 }
@@ -98,7 +105,8 @@ type Server struct {
 	epfd, evfd int
 	listenFD   int
 	listening  bool
-	conns      []*conn // by fd
+	filter     *clientFilter // AllowedClients, nil when not checked
+	conns      []*conn       // by fd
 	nconns     int
 	last       *conn // the connection served last
 	streak     int   // requests served in sole-connection mode in a row
@@ -160,6 +168,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Sandbox != nil {
+		if err := st.Sandbox(*cfg.Sandbox); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	st.SetTimeout(cfg.Timeout)
 	st.SetMemoryLimit(cfg.MemoryLimit)
 	if cfg.Scripts.Logger == nil {
@@ -173,6 +187,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, st: st, cache: cache, listenFD: cfg.ListenFD, epfd: -1, evfd: -1,
 		events: make([]unix.EpollEvent, 64), index: make([]uint32, 0, 256), wbuf: make([]byte, 0, 16<<10)}
 	s.body.s = s
+	if cfg.AllowedClients != nil {
+		s.filter = &clientFilter{allowed: cfg.AllowedClients}
+	}
 	s.req.Body = &s.body
 	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0 || cfg.SlowLogTimeout > 0
 	s.wd.slow = cfg.SlowLogTimeout > 0
@@ -361,7 +378,7 @@ func (s *Server) beginDrain() {
 	var queued [64]int
 	n := 0
 	for n < len(queued) {
-		fd, errno := rawAccept(s.listenFD)
+		fd, errno := s.acceptConn()
 		if errno != 0 {
 			break
 		}
@@ -413,7 +430,7 @@ func (s *Server) accept() (ok, done bool) {
 		s.pauseAccept(false)
 		return false, false
 	}
-	fd, errno := rawAccept(s.listenFD)
+	fd, errno := s.acceptConn()
 	if errno != 0 {
 		switch errno {
 		case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED:

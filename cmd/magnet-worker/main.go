@@ -25,6 +25,7 @@ import (
 	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/internal/status"
 	"github.com/magnet-fcgi/magnet/internal/version"
+	"github.com/magnet-fcgi/magnet/luabind"
 	"github.com/magnet-fcgi/magnet/worker"
 )
 
@@ -57,6 +58,12 @@ func main() {
 			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
 			&cli.StringFlag{Name: "ping-path", Usage: "SCRIPT_NAME answered with \"pong\""},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "any-script", EnvVars: []string{"MAGNET_ANY_SCRIPT"}, Usage: "on a TCP listener without --docroot, serve any *.lua file a client names (refused otherwise)"},
+			&cli.BoolFlag{Name: "refuse-root", EnvVars: []string{"MAGNET_REFUSE_ROOT"}, Usage: "refuse to start as root"},
+			&cli.StringFlag{Name: "allowed-clients", EnvVars: []string{"MAGNET_ALLOWED_CLIENTS"}, DefaultText: "$FCGI_WEB_SERVER_ADDRS, else loopback", Usage: "on a TCP listener, accept only these comma-separated addresses or CIDRs (`LIST`)"},
+			&cli.BoolFlag{Name: "sandbox", EnvVars: []string{"MAGNET_SANDBOX"}, Usage: "no os.execute, io.popen, package.loadlib, debug (but traceback) or C modules outside --allow-module; files only under --open-basedir"},
+			&cli.StringSliceFlag{Name: "open-basedir", EnvVars: []string{"MAGNET_OPEN_BASEDIR"}, DefaultText: "the docroots", Usage: "with --sandbox, scripts open files only under `DIR` (repeatable; symlinks are resolved)"},
+			&cli.StringSliceFlag{Name: "allow-module", EnvVars: []string{"MAGNET_ALLOW_MODULE"}, Usage: "with --sandbox, a C module `NAME` require may load (repeatable)"},
 		},
 		Action: run,
 	}
@@ -79,6 +86,9 @@ func run(ctx *cli.Context) error {
 	// One thread serves; a second P lets signal delivery run while it waits.
 	runtime.GOMAXPROCS(2)
 
+	if err := checkRoot(ctx.Bool("refuse-root"), log); err != nil {
+		return err
+	}
 	fd := 0
 	if addr := ctx.String("listen"); addr != "" {
 		sock, err := listen(addr, ctx.Int("backlog"))
@@ -127,6 +137,9 @@ func run(ctx *cli.Context) error {
 	cfg.Scripts.Exts = ctx.StringSlice("ext")
 	cfg.Scripts.StatInterval = ctx.Duration("stat-interval")
 	cfg.Scripts.NoWatch = !ctx.Bool("watch")
+	if err := confine(ctx, &cfg, log); err != nil {
+		return err
+	}
 
 	slot, err := scoreboard.AttachFromEnv()
 	if err != nil {
@@ -193,6 +206,69 @@ func containment(ctx *cli.Context, cfg *worker.Config, slot *scoreboard.Slot) er
 		}
 		cfg.MaxRSS = n
 	}
+	return nil
+}
+
+// checkRoot warns about running as root, or refuses it with --refuse-root.
+// Under magnetd, which warned already, only the refusal applies.
+func checkRoot(refuse bool, log *slog.Logger) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if refuse {
+		return errors.New("running as root and --refuse-root is set: start me as an unprivileged user (magnetd -u USER)")
+	}
+	if os.Getenv("MAGNET_SCOREBOARD") == "" {
+		log.Warn("RUNNING AS ROOT: every script can read and change anything on this machine; run as an unprivileged user (magnetd -u USER), or pass --refuse-root to make this an error")
+	}
+	return nil
+}
+
+// confine applies the confinement flags: which scripts a TCP listener
+// serves, which clients it accepts, and --sandbox.
+func confine(ctx *cli.Context, cfg *worker.Config, log *slog.Logger) error {
+	sa, err := unix.Getsockname(cfg.ListenFD)
+	if err != nil {
+		return fmt.Errorf("listen socket: %w", err)
+	}
+	_, isUnix := sa.(*unix.SockaddrUnix)
+	docroots := cfg.Scripts.DocRoots
+	switch {
+	case len(docroots) > 0:
+	case !isUnix && !ctx.Bool("any-script"):
+		return errors.New("a TCP listener without --docroot would run any *.lua file on this machine that a client names: give --docroot DIR, or --any-script to accept that risk")
+	default:
+		log.Warn("no --docroot: any *.lua file on this machine that a client names in SCRIPT_FILENAME runs")
+	}
+	if !isUnix {
+		list, from := ctx.String("allowed-clients"), "--allowed-clients"
+		if list == "" {
+			list, from = os.Getenv("FCGI_WEB_SERVER_ADDRS"), "FCGI_WEB_SERVER_ADDRS"
+		}
+		if list == "" {
+			cfg.AllowedClients = worker.Loopback
+			log.Info("TCP listener: accepting loopback clients only (set --allowed-clients or FCGI_WEB_SERVER_ADDRS for others)")
+		} else {
+			allowed, err := worker.ParseClients(list)
+			if err != nil {
+				return fmt.Errorf("%s: %w", from, err)
+			}
+			cfg.AllowedClients = allowed
+			log.Info("TCP listener: accepting only the allowed clients", "from", from, "clients", list)
+		}
+	}
+	if !ctx.Bool("sandbox") {
+		if ctx.IsSet("open-basedir") || ctx.IsSet("allow-module") {
+			return errors.New("--open-basedir and --allow-module need --sandbox")
+		}
+		return nil
+	}
+	sb := &luabind.Sandbox{OpenBasedir: ctx.StringSlice("open-basedir"), AllowModules: ctx.StringSlice("allow-module")}
+	if len(sb.OpenBasedir) == 0 {
+		sb.OpenBasedir = docroots
+	}
+	cfg.Sandbox = sb
+	log.Info("sandbox", "open_basedir", strings.Join(sb.OpenBasedir, ":"), "modules", strings.Join(sb.AllowModules, ","))
 	return nil
 }
 
