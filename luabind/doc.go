@@ -37,9 +37,11 @@
 //     error; all of them run inside one of the protected calls above, so
 //     the longjmp unwinds C frames only.
 //
-//  3. No Go frame inside a longjmp. C calls Go in two places only:
-//     magnetCallGo (gofunc.c's trampoline, for Func) and magnetReadBody
-//     (body.c). Go never calls a Lua function that can raise: Call reads
+//  3. No Go frame inside a longjmp. C calls Go in three places only:
+//     magnetCallGo (gofunc.c's trampoline, for Func), magnetReadBody
+//     (body.c) and magnetFlush (output.c, the response's writer). The
+//     last two return a code only; C raises after they returned (a body
+//     over its limit, a client gone). Go never calls a Lua function that can raise: Call reads
 //     arguments with calls that neither allocate nor call metamethods
 //     (a number is formatted in C, not converted with lua_tolstring), and
 //     it does not push results: it encodes them (MG_OP_* in magnet.h) into

@@ -39,6 +39,7 @@ static void header_line(lua_State *L, mg_state *S, const char *k, size_t kn, int
  * values are script data. */
 int mg_build_header(lua_State *L) {
 	mg_state *S = lua_touserdata(L, 1);
+	if (S->sent) return 0; /* a flush sent it already */
 	char line[32];
 	int n = snprintf(line, sizeof line, "Status: %d\r\n", S->status ? S->status : 200);
 	S->hdr.len = 0;

@@ -53,6 +53,9 @@ int mg_print(lua_State *L);
 int mg_io_write(lua_State *L);
 int mg_stdout_write(lua_State *L);
 int mg_noop_self(lua_State *L);
+int mg_stdout_flush(lua_State *L);
+int mg_magnet_flush(lua_State *L);
+void mg_flush(lua_State *L, mg_state *S, const char *more, size_t n);
 
 /* body.c: the request body, read from Go only when a script asks. */
 int mg_io_read(lua_State *L);

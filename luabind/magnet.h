@@ -61,6 +61,13 @@ typedef struct mg_state {
 	int run_ref;        /* run_protected, called with lua_pcall */
 	int box_mt_ref;     /* metatable of result boxes (gofunc.c) */
 	int run_fn, run_entry, run_rc; /* mg_run's arguments and result */
+	/* output flushing (output.c) and the body limit (body.c); Go sets
+	 * them before each run */
+	size_t flush_at;    /* send the output once it reaches this, 0 = never */
+	int can_flush;      /* the run has a writer (magnetFlush) */
+	int sent;           /* the header block has gone out: headers are final */
+	int flush_failed;   /* a flush failed: the client is gone */
+	int body_over;      /* the body went over its limit (magnetReadBody -2) */
 } mg_state;
 
 mg_state *mg_new(lua_State *L, uintptr_t handle);

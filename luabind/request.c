@@ -121,6 +121,8 @@ int mg_magnet_index(lua_State *L) {
 int mg_magnet_newindex(lua_State *L) {
 	mg_state *S = UPSTATE(L);
 	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+	if (k && S->sent && (strcmp(k, "status") == 0 || strcmp(k, "header") == 0))
+		return luaL_error(L, "magnet: headers already sent");
 	if (k && strcmp(k, "status") == 0) {
 		if (lua_isnil(L, 3)) {
 			S->status = 0;

@@ -102,8 +102,7 @@ static int setup(lua_State *L) {
 	lua_createtable(L, 0, 4); /* io.stdout */
 	int out = lua_gettop(L);
 	set_closure(L, S, out, "write", mg_stdout_write);
-	lua_pushcfunction(L, mg_noop_self);
-	lua_setfield(L, out, "flush");
+	set_closure(L, S, out, "flush", mg_stdout_flush);
 	lua_pushcfunction(L, mg_noop_self);
 	lua_setfield(L, out, "setvbuf");
 	lua_pushlightuserdata(L, S);
@@ -122,6 +121,7 @@ static int setup(lua_State *L) {
 	 * magnet.cache, like magnet.request, comes from __index and cannot be
 	 * replaced, and the metatable cannot be changed */
 	lua_createtable(L, 0, 8);
+	set_closure(L, S, lua_gettop(L), "flush", mg_magnet_flush);
 	lua_newtable(L);
 	S->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_createtable(L, 0, 3);

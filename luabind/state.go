@@ -28,6 +28,10 @@ type State struct {
 	funcs []goFunc
 	body  io.Reader
 	res   []byte // a Go function's encoded results (gofunc.go)
+
+	flush    func(header, body []byte) error // the running request's writer
+	maxBody  int64                           // SetMaxBody; 0 = no limit
+	bodyRead int64                           // body bytes read by this run
 }
 
 // Chunk is a compiled script held in the state's registry.
@@ -46,6 +50,17 @@ type Request struct {
 	Params []byte
 	Index  []uint32
 	Body   io.Reader // the request body, read only when the script asks
+	// Flush, when set, sends output while the script runs: the header
+	// block (only on the first call) and printed bytes, both borrowed for
+	// the call. It is called once the output reaches the size set with
+	// SetOutputBuffer, and when the script calls io.stdout:flush() or
+	// magnet.flush(). After the first call the headers are final: the
+	// script's later header or status writes raise "headers already sent",
+	// and Output holds only what was printed since the last call. An error
+	// (the client is gone, it stopped reading) stops the script with
+	// "client closed the connection". Without Flush the whole response is
+	// kept for Output.
+	Flush func(header, body []byte) error
 }
 
 // ScriptError is a script that failed to compile or to run.
@@ -151,26 +166,57 @@ func (st *State) Run(c Chunk, r *Request) error {
 		index = (*C.uint32_t)(unsafe.Pointer(&r.Index[0]))
 	}
 	st.body = r.Body
+	st.flush = r.Flush
+	st.bodyRead = 0
+	st.s.can_flush = 0
+	if r.Flush != nil {
+		st.s.can_flush = 1
+	}
+	st.s.sent = 0
+	st.s.flush_failed = 0
+	st.s.body_over = 0
 	rc := C.mg_run(st.s, c.fn, c.entry, params, index, C.int(len(r.Index)/4))
 	st.body = nil
+	st.flush = nil
 	if rc != 0 {
 		return &ScriptError{Script: c.name, Message: st.errText(), Memory: rc == C.MG_ERRLIMIT}
 	}
 	return nil
 }
 
-// Output is what the script printed, valid until the next Run.
+// Output is what the script printed (since the last Flush of the
+// Request), valid until the next Run.
 func (st *State) Output() []byte { return cBytes(st.s.out) }
 
 // HeaderBlock is the CGI header block (ending in a blank line) built from
 // magnet.status and magnet.header, or nil when the script used neither and
-// its printed output is the whole CGI response.
+// its printed output is the whole CGI response, or when a Flush sent it.
 func (st *State) HeaderBlock() []byte {
-	if st.s.structured == 0 {
+	if st.s.structured == 0 || st.s.sent != 0 {
 		return nil
 	}
 	return cBytes(st.s.hdr)
 }
+
+// Flushed reports that the last Run sent part of its response through the
+// Request's Flush: the headers are gone, and an error can no longer
+// change the status.
+func (st *State) Flushed() bool { return st.s.sent != 0 }
+
+// SetOutputBuffer makes a Run with a Request.Flush send its output once
+// n bytes are buffered (0: only when the script flushes), so that the
+// memory of a response stays bounded. A printed string of n bytes or
+// more is sent without being copied.
+func (st *State) SetOutputBuffer(n int) { st.s.flush_at = C.size_t(max(n, 0)) }
+
+// SetMaxBody limits the request body a script may read to n bytes (0: no
+// limit). Past it io.read returns nil and "magnet: request body too
+// large", io.lines and magnet.request.body() raise that error, and
+// BodyTooLarge reports it.
+func (st *State) SetMaxBody(n int64) { st.maxBody = max(n, 0) }
+
+// BodyTooLarge reports that the last Run read past the SetMaxBody limit.
+func (st *State) BodyTooLarge() bool { return st.s.body_over != 0 }
 
 // SetTimeout limits the wall time of each Run (0: no limit). The check runs
 // every 10000 Lua VM instructions; LuaJIT-compiled code is not checked.
@@ -201,6 +247,30 @@ func cBytes(b C.mg_buf) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(b.p)), int(b.len))
 }
 
+//export magnetFlush
+func magnetFlush(h C.uintptr_t, hdr *C.char, hn C.size_t, p *C.char, n C.size_t) (ret C.int) {
+	defer func() {
+		if recover() != nil {
+			ret = -1
+		}
+	}()
+	st := cgo.Handle(h).Value().(*State)
+	if st.flush == nil {
+		return -1
+	}
+	var header, body []byte
+	if hn > 0 {
+		header = unsafe.Slice((*byte)(unsafe.Pointer(hdr)), int(hn))
+	}
+	if n > 0 {
+		body = unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+	}
+	if st.flush(header, body) != nil {
+		return -1
+	}
+	return 0
+}
+
 //export magnetReadBody
 func magnetReadBody(h C.uintptr_t, buf *C.char, n C.int) (ret C.int) {
 	defer func() {
@@ -213,9 +283,19 @@ func magnetReadBody(h C.uintptr_t, buf *C.char, n C.int) (ret C.int) {
 		return 0
 	}
 	p := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	if st.maxBody > 0 {
+		// read at most one byte past the limit, to see whether there is more
+		if room := st.maxBody - st.bodyRead + 1; room < int64(len(p)) {
+			p = p[:room]
+		}
+	}
 	for {
 		k, err := st.body.Read(p)
 		if k > 0 {
+			st.bodyRead += int64(k)
+			if st.maxBody > 0 && st.bodyRead > st.maxBody {
+				return -2
+			}
 			return C.int(k)
 		}
 		if err == io.EOF {

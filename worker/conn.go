@@ -95,7 +95,22 @@ func (s *Server) process(c *conn) {
 	}
 }
 
-// handle runs one request and writes its response in one write.
+// Defaults of the response and body limits.
+const (
+	// DefaultMaxBody is the largest request body a script may read, like
+	// PHP's post_max_size.
+	DefaultMaxBody = 8 << 20
+	// DefaultOutputBuffer is the output a script buffers before it is
+	// sent: small responses still go out in one write, large ones cost a
+	// bounded amount of memory.
+	DefaultOutputBuffer = 64 << 10
+	// flushChunk bounds the STDOUT records a flush encodes per write.
+	flushChunk = 256 << 10
+)
+
+// handle runs one request and writes its response in one write, or, for
+// a response larger than the output buffer or one the script flushed, in
+// several (flushOut).
 func (s *Server) handle(c *conn) {
 	params := c.pc.Params()
 	id := c.pc.RequestID()
@@ -128,14 +143,28 @@ func (s *Server) handle(c *conn) {
 	var out []byte
 	if page := s.special(params); page != nil {
 		out = protocol.AppendResponse(s.wbuf[:0], id, page, nil, 0)
+	} else if length, _ := params.Lookup("CONTENT_LENGTH"); s.cfg.MaxBody > 0 && parseLength(length) > s.cfg.MaxBody {
+		out = s.tooLarge(id, script)
 	} else if chunk, err := s.cache.Lookup(script); err != nil {
 		out = s.failure(id, script, err)
 	} else {
 		s.req.Params = params
 		s.req.Index = s.index
-		if err := s.st.Run(chunk, &s.req); err != nil {
+		err := s.st.Run(chunk, &s.req)
+		switch {
+		case c.closed:
+			// a flush found the client gone: nothing more to send
+			out = s.wbuf[:0]
+			if err != nil {
+				s.log.Debug("client gone while the script ran", "script", string(script), "err", err.Error())
+			}
+		case s.st.BodyTooLarge() && !s.st.Flushed():
+			out = s.tooLarge(id, script)
+		case err != nil && s.st.Flushed():
+			out = s.failedLate(id, script, err)
+		case err != nil:
 			out = s.failure(id, script, err)
-		} else {
+		default:
 			out = s.wbuf[:0]
 			if h := s.st.HeaderBlock(); h != nil {
 				out = protocol.AppendStream(out, protocol.TypeStdout, id, h)
@@ -180,6 +209,57 @@ func (s *Server) handle(c *conn) {
 		s.log.Info("max requests reached, exiting", "requests", s.requests)
 		s.Shutdown()
 	}
+}
+
+// flushOut is the Request.Flush of every run: it sends the header block
+// and what the script printed so far as STDOUT records, at most
+// flushChunk bytes per write, so that a large response never sits whole in
+// memory. A client that takes nothing for SendTimeout is dropped (write).
+func (s *Server) flushOut(header, body []byte) error {
+	c := s.body.c
+	if c == nil || c.closed {
+		return errClosed
+	}
+	id := c.pc.RequestID()
+	out := s.wbuf[:0]
+	for _, p := range [2][]byte{header, body} {
+		for len(p) > 0 {
+			k := min(len(p), flushChunk)
+			out = protocol.AppendStream(out, protocol.TypeStdout, id, p[:k])
+			p = p[k:]
+			if len(out) >= flushChunk {
+				if !s.write(c, out) {
+					s.wbuf = out[:0]
+					return errClosed
+				}
+				out = out[:0]
+			}
+		}
+	}
+	s.wbuf = out[:0]
+	if len(out) > 0 && !s.write(c, out) {
+		return errClosed
+	}
+	return nil
+}
+
+// tooLarge answers a request whose body is over MaxBody with 413.
+func (s *Server) tooLarge(id uint16, script []byte) []byte {
+	s.log.Info("request body over the limit, answering 413", "script", string(script), "max-body", s.cfg.MaxBody)
+	return protocol.AppendResponse(s.wbuf[:0], id, contentTooLarge, nil, 0)
+}
+
+// contentTooLarge is the CGI response to a body over MaxBody.
+var contentTooLarge = []byte("Status: 413 Content Too Large\r\nContent-Type: text/plain\r\n\r\nContent Too Large\n")
+
+// failedLate ends a response whose headers a flush has sent when its
+// script then fails: the status cannot change, so the response ends with
+// what was printed, the error on STDERR (the web server logs it) and a
+// non-zero application status.
+func (s *Server) failedLate(id uint16, script []byte, err error) []byte {
+	detail := err.Error()
+	s.log.Warn("script failed after sending its headers", "script", string(script), "err", detail)
+	return protocol.AppendResponse(s.wbuf[:0], id, s.st.Output(), []byte(detail+"\n"), 1)
 }
 
 // refuse answers a request over the protocol limits with 431 and closes

@@ -77,6 +77,15 @@ type Config struct {
 	// MaxRSS, when set, stops the worker gracefully, as MaxRequests does,
 	// once its resident set is over this many bytes after requests.
 	MaxRSS uint64
+	// MaxBody limits the request body in bytes (default DefaultMaxBody;
+	// negative: none). A request whose CONTENT_LENGTH is over it is
+	// answered 413 without running its script; a script reading past it
+	// gets an error, and the client a 413 if nothing was sent yet.
+	MaxBody int64
+	// OutputBuffer is how much output a script buffers before it goes to
+	// the client (default DefaultOutputBuffer; negative: the whole
+	// response, unless the script flushes).
+	OutputBuffer int
 	// SlowLogTimeout, when set, logs once the script, URI and Lua
 	// traceback of a request still running after it (slowlog.go).
 	SlowLogTimeout time.Duration
@@ -164,6 +173,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.OutputBuffer == 0 {
+		cfg.OutputBuffer = DefaultOutputBuffer
+	}
 	st, err := luabind.NewState()
 	if err != nil {
 		return nil, err
@@ -176,6 +191,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	st.SetTimeout(cfg.Timeout)
 	st.SetMemoryLimit(cfg.MemoryLimit)
+	st.SetMaxBody(cfg.MaxBody)
+	st.SetOutputBuffer(cfg.OutputBuffer)
 	if cfg.Scripts.Logger == nil {
 		cfg.Scripts.Logger = cfg.Logger
 	}
@@ -191,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		s.filter = &clientFilter{allowed: cfg.AllowedClients}
 	}
 	s.req.Body = &s.body
+	s.req.Flush = s.flushOut
 	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0 || cfg.SlowLogTimeout > 0
 	s.wd.slow = cfg.SlowLogTimeout > 0
 	s.connRep, _ = cfg.Reporter.(ConnReporter)

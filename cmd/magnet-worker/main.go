@@ -50,6 +50,8 @@ func main() {
 			&cli.DurationFlag{Name: "busy-poll", EnvVars: []string{"MAGNET_BUSY_POLL"}, Usage: "after an answer, poll this long for the next request before sleeping (0: sleep at once; try 50us on a dedicated machine)"},
 			&cli.DurationFlag{Name: "idle-timeout", Value: worker.DefaultIdleTimeout, EnvVars: []string{"MAGNET_IDLE_TIMEOUT"}, Usage: "close a keep-alive connection with no request for this long (0: never)"},
 			&cli.DurationFlag{Name: "read-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_READ_TIMEOUT"}, Usage: "drop a connection whose request params take longer than this to arrive, or whose body stops arriving for this long"},
+			&cli.StringFlag{Name: "max-body", Value: "8M", EnvVars: []string{"MAGNET_MAX_BODY"}, Usage: "answer 413 to a request body over `SIZE` (bytes, or with K, M or G; 0: no limit); a script reading past it gets an error"},
+			&cli.StringFlag{Name: "output-buffer", Value: "64K", EnvVars: []string{"MAGNET_OUTPUT_BUFFER"}, Usage: "send a script's output to the client once `SIZE` of it is buffered (0: only when the script flushes)"},
 			&cli.DurationFlag{Name: "send-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_SEND_TIMEOUT"}, Usage: "drop a client that takes none of the response for this long"},
 			&cli.IntFlag{Name: "max-conns", EnvVars: []string{"MAGNET_MAX_CONNS"}, DefaultText: "1024, or less under RLIMIT_NOFILE", Usage: "hold at most `N` connections; at the cap stop accepting and leave new ones to the other workers"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
@@ -108,6 +110,14 @@ func run(ctx *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
+	maxBody, err := sizeFlag(ctx, "max-body")
+	if err != nil {
+		return err
+	}
+	outBuf, err := sizeFlag(ctx, "output-buffer")
+	if err != nil {
+		return err
+	}
 	idle := ctx.Duration("idle-timeout")
 	if idle == 0 {
 		idle = -1 // never
@@ -121,17 +131,19 @@ func run(ctx *cli.Context) error {
 		return fmt.Errorf("--max-conns %d: want 1 or more (0: the default)", ctx.Int("max-conns"))
 	}
 	cfg := worker.Config{
-		ListenFD:    fd,
-		IdleTimeout: idle,
-		ReadTimeout: ctx.Duration("read-timeout"),
-		SendTimeout: ctx.Duration("send-timeout"),
-		MaxConns:    ctx.Int("max-conns"),
-		Debug:       ctx.Bool("debug"),
-		MaxRequests: ctx.Int("max-requests"),
-		Timeout:     ctx.Duration("timeout"),
-		MemoryLimit: memLimit,
-		BusyPoll:    ctx.Duration("busy-poll"),
-		Logger:      log,
+		ListenFD:     fd,
+		IdleTimeout:  idle,
+		ReadTimeout:  ctx.Duration("read-timeout"),
+		SendTimeout:  ctx.Duration("send-timeout"),
+		MaxConns:     ctx.Int("max-conns"),
+		Debug:        ctx.Bool("debug"),
+		MaxRequests:  ctx.Int("max-requests"),
+		Timeout:      ctx.Duration("timeout"),
+		MemoryLimit:  memLimit,
+		MaxBody:      maxBody,
+		OutputBuffer: int(outBuf),
+		BusyPoll:     ctx.Duration("busy-poll"),
+		Logger:       log,
 	}
 	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")
 	cfg.Scripts.Exts = ctx.StringSlice("ext")
@@ -207,6 +219,22 @@ func containment(ctx *cli.Context, cfg *worker.Config, slot *scoreboard.Slot) er
 		cfg.MaxRSS = n
 	}
 	return nil
+}
+
+// sizeFlag reads a size flag whose 0 means no limit, as worker.Config's
+// negative value does.
+func sizeFlag(ctx *cli.Context, name string) (int64, error) {
+	n, err := bytesize.Parse(ctx.String(name))
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %w", name, err)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	if n > 1<<40 {
+		return 0, fmt.Errorf("--%s %s: too large", name, ctx.String(name))
+	}
+	return int64(n), nil
 }
 
 // checkRoot warns about running as root, or refuses it with --refuse-root.

@@ -56,9 +56,10 @@ func fixArgs(args []string) []string {
 }
 
 const (
-	catSpawn = "spawn-fcgi options"
-	catRoot  = "spawn-fcgi options, root only (ignored with a warning otherwise)"
-	catPool  = "magnetd options"
+	catSpawn   = "spawn-fcgi options"
+	catRoot    = "spawn-fcgi options, root only (ignored with a warning otherwise)"
+	catPool    = "magnetd options"
+	catConfine = "confinement"
 )
 
 func newApp() *cli.App {
@@ -151,5 +152,13 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Category: catPool, Name: "ping-path", Usage: "answer ping requests for `URI` through the FastCGI socket (like ping.path)"},
 		&cli.StringFlag{Category: catPool, Name: "http", Usage: "serve HTTP on `ADDR` directly (development front)"},
 		&cli.StringFlag{Category: catPool, Name: "docroot", Usage: "document root `DIR` for --http; also passed to the default worker, which then serves only scripts under it"},
+		&cli.BoolFlag{Category: catConfine, Name: "refuse-root", Usage: "refuse to run the workers as root: give -u (like PHP-FPM without -R)"},
+		&cli.BoolFlag{Category: catConfine, Name: "clear-env", Value: true, Usage: "start the workers with only PATH, TZ, LUA_PATH, LUA_CPATH, FCGI_WEB_SERVER_ADDRS, MAGNET_* and PHP_FCGI_* of magnetd's environment, plus --env (false: all of it)"},
+		&cli.StringSliceFlag{Category: catConfine, Name: "env", Usage: "pass `NAME[=VALUE]` to the workers, VALUE or else magnetd's own (repeatable)"},
+		&cli.StringFlag{Category: catConfine, Name: "allowed-clients", Usage: "on a TCP socket, the workers accept only these comma-separated addresses or CIDRs (`LIST`; default: $FCGI_WEB_SERVER_ADDRS, else loopback)"},
+		&cli.BoolFlag{Category: catConfine, Name: "any-script", Usage: "on a TCP socket without --docroot, let magnet-worker run any *.lua file a client names (refused otherwise)"},
+		&cli.BoolFlag{Category: catConfine, Name: "sandbox", Usage: "magnet-worker's --sandbox: no os.execute, io.popen, package.loadlib, debug or C modules; files only under --open-basedir"},
+		&cli.StringSliceFlag{Category: catConfine, Name: "open-basedir", Usage: "with --sandbox, scripts open files only under `DIR` (repeatable; default: --docroot)"},
+		&cli.StringSliceFlag{Category: catConfine, Name: "allow-module", Usage: "with --sandbox, a C module `NAME` require may load (repeatable)"},
 	}
 }

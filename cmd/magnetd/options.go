@@ -57,6 +57,8 @@ type options struct {
 	httpAddr     string
 	docroot      string
 
+	confinement
+
 	warnings []string // reported once logging is set up
 }
 
@@ -169,6 +171,9 @@ func parseOptions(c *cli.Context) (*options, error) {
 			o.warnings = append(o.warnings, "-S/--socket-before-chroot is ignored: not running as root")
 			o.sockBeforeChroot = false
 		}
+	}
+	if err := o.parseConfinement(c); err != nil {
+		return nil, err
 	}
 	if err := o.program(c); err != nil {
 		return nil, err

@@ -26,6 +26,9 @@ type poolConfig struct {
 // runPool starts the fronts and supervises the workers until magnetd stops.
 func runPool(o *options, p poolConfig) error {
 	log, logFile, sock := p.log, p.logFile, p.sock
+	if os.Geteuid() == 0 && p.workerID.UID == 0 {
+		log.Warn(rootWarning)
+	}
 	cfg := supervisor.Config{
 		Path:           p.path,
 		Argv:           o.argv,

@@ -143,10 +143,16 @@ func workerCount(o *options, inherited bool) int {
 // maxRSSEnv tells magnet-worker its --max-rss, in bytes.
 const maxRSSEnv = "MAGNET_MAX_RSS"
 
-// workerEnv is the workers' environment: magnetd's own, without what
-// magnetd consumed, with -C, --max-requests and --max-rss applied.
+// workerEnv is the workers' environment: magnetd's own (under
+// --clear-env only what keptEnv keeps), without what magnetd consumed,
+// with -C, --max-requests, --max-rss, the confinement settings and --env
+// applied.
 func workerEnv(base []string, o *options, inherited bool) []string {
 	drop := map[string]bool{daemon.EnvVar: true, "MAGNET_SCOREBOARD": true}
+	for _, kv := range append(o.settings, o.env...) {
+		k, _, _ := strings.Cut(kv, "=")
+		drop[k] = true
+	}
 	if o.phpChildren >= 0 || inherited {
 		drop["PHP_FCGI_CHILDREN"] = true
 	}
@@ -159,10 +165,12 @@ func workerEnv(base []string, o *options, inherited bool) []string {
 	var env []string
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if !drop[k] {
+		if !drop[k] && (!o.clearEnv || keptEnv(k)) {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, o.settings...)
+	env = append(env, o.env...)
 	if o.phpChildren >= 0 {
 		env = append(env, "PHP_FCGI_CHILDREN="+strconv.Itoa(o.phpChildren))
 	}
