@@ -6,6 +6,9 @@
 // The ratio column is the median over runs of the server's req/s divided
 // by the C reference's req/s measured in the same run and mode; the range
 // column shows the lowest and highest of those ratios.
+//
+// With -svg DIR it writes SVG charts of the same lines into DIR instead:
+// see charts.
 package main
 
 import (
@@ -52,30 +55,46 @@ type cell struct {
 
 func main() {
 	ref := flag.String("ref", "c-ref", "`server` the ratio column divides by")
+	svg := flag.String("svg", "", "write SVG charts into `dir` instead of printing the table")
 	flag.Parse()
-	if err := report(os.Stdin, os.Stdout, *ref); err != nil {
+	var err error
+	if *svg != "" {
+		err = charts(os.Stdin, *svg, *ref)
+	} else {
+		err = report(os.Stdin, os.Stdout, *ref)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "report: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func report(r io.Reader, w io.Writer, ref string) error {
-	var (
-		modes, servers []string
-		cells          = map[[2]string]*cell{}
-		rpsByRun       = map[[3]string]float64{} // server, mode, run
-	)
+// results holds the parsed JSON lines: the modes and servers in the order
+// they first appear, and a cell for each pair that has a line.
+type results struct {
+	modes, servers []string
+	cells          map[[2]string]*cell
+	runs           int // the highest run number
+}
+
+func (rs *results) cell(server, mode string) *cell { return rs.cells[[2]string{server, mode}] }
+
+// parse reads bench/run's JSON lines and computes each cell's ratios to
+// the ref server measured in the same run and mode.
+func parse(r io.Reader, ref string) (*results, error) {
+	rs := &results{cells: map[[2]string]*cell{}}
+	rpsByRun := map[[3]string]float64{} // server, mode, run
 	get := func(server, mode string) *cell {
 		k := [2]string{server, mode}
-		c := cells[k]
+		c := rs.cells[k]
 		if c == nil {
 			c = &cell{}
-			cells[k] = c
-			if !slices.Contains(servers, server) {
-				servers = append(servers, server)
+			rs.cells[k] = c
+			if !slices.Contains(rs.servers, server) {
+				rs.servers = append(rs.servers, server)
 			}
-			if mode != "" && !slices.Contains(modes, mode) {
-				modes = append(modes, mode)
+			if mode != "" && !slices.Contains(rs.modes, mode) {
+				rs.modes = append(rs.modes, mode)
 			}
 		}
 		return c
@@ -88,7 +107,7 @@ func report(r io.Reader, w io.Writer, ref string) error {
 		}
 		var l line
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return fmt.Errorf("parse %q: %w", sc.Text(), err)
+			return nil, fmt.Errorf("parse %q: %w", sc.Text(), err)
 		}
 		lines = append(lines, l)
 		c := get(l.Server, l.Mode)
@@ -100,6 +119,7 @@ func report(r io.Reader, w io.Writer, ref string) error {
 		case l.Perf != nil:
 			c.perf = append(c.perf, *l.Perf)
 		case l.Res != nil:
+			rs.runs = max(rs.runs, l.Run)
 			c.rps = append(c.rps, l.Res.RPS)
 			if l.Res.CPU > 0 {
 				c.loadCPU = append(c.loadCPU, l.Res.CPU)
@@ -116,7 +136,7 @@ func report(r io.Reader, w io.Writer, ref string) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	for _, l := range lines {
 		if l.Res == nil {
@@ -124,11 +144,19 @@ func report(r io.Reader, w io.Writer, ref string) error {
 		}
 		base := rpsByRun[[3]string{ref, l.Mode, fmt.Sprint(l.Run)}]
 		if base > 0 {
-			c := cells[[2]string{l.Server, l.Mode}]
+			c := rs.cell(l.Server, l.Mode)
 			c.ratio = append(c.ratio, l.Res.RPS/base)
 		}
 	}
+	return rs, nil
+}
 
+func report(r io.Reader, w io.Writer, ref string) error {
+	rs, err := parse(r, ref)
+	if err != nil {
+		return err
+	}
+	modes, servers, cells := rs.modes, rs.servers, rs.cells
 	mw, sw := len("mode"), len("server")
 	for _, m := range modes {
 		mw = max(mw, len(m))
