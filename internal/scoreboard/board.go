@@ -159,6 +159,9 @@ func (b *Board) release(w []uint64) {
 	h[hBaseAccepted] += atomic.LoadUint64(&w[sAccepted])
 	h[hBaseRequests] += atomic.LoadUint64(&w[sRequests])
 	h[hBaseSlow] += atomic.LoadUint64(&w[sSlow])
+	for i := range connsWords - 1 { // not the StatChecked gauge
+		h[hBaseConns+i] += atomic.LoadUint64(&w[sConns+i])
+	}
 	atomic.AddUint64(&h[hSeq], 1)
 
 	// The worker is gone, so the master may write its words. A worker
@@ -207,8 +210,8 @@ func (b *Board) SetStart(t time.Time) {
 	b.set(hStart, uint64(t.UnixNano()))
 }
 
-// SetSlowThreshold sets the duration from which a finished request counts
-// as slow; 0 turns the count off.
+// SetSlowThreshold records the workers' slow log timeout, for the status
+// page; the workers count what they log (Slot.SlowLogged).
 func (b *Board) SetSlowThreshold(d time.Duration) {
 	b.set(hSlowThreshold, uint64(max(d, 0)))
 }

@@ -16,7 +16,7 @@ package scoreboard
 // The board is an array of 64-bit words. All offsets below are word indexes.
 const (
 	magic   = 0x3142_5354_454e_474d // "MGNETSB1" as little-endian bytes
-	version = 1
+	version = 2
 
 	headerBytes = 1024
 	slotBytes   = 1024
@@ -39,7 +39,7 @@ const (
 	hMaxChildrenReached // times every worker was found busy (atomic)
 	hActive             // workers busy now (atomic: Begin adds, End subtracts)
 	hLive               // slots holding a worker (master)
-	hSlowThreshold      // request duration counted as slow, nanoseconds; 0: off
+	hSlowThreshold      // the workers' slow log timeout, nanoseconds; 0: off
 	hBaseAccepted       // totals of workers that left their slot
 	hBaseRequests
 	hBaseSlow
@@ -49,8 +49,13 @@ const (
 	hPM            = hPool + poolBytes/8
 	hWatchdogKills = hPM + pmBytes/8    // workers killed for running a request too long (master)
 	hRSSRecycles   = hWatchdogKills + 1 // workers that exited over --max-rss (atomic: workers add)
-	hEnd           = hRSSRecycles + 1
+	hBaseConns     = hRSSRecycles + 1   // connsWords totals of workers that left their slot
+	hEnd           = hBaseConns + connsWords
 )
+
+// connsWords is the number of words of a Conns: the per-worker counts,
+// each stored on its own, and the pool's totals of departed workers.
+const connsWords = 6
 
 // Sizes of the text fields, in bytes (multiples of 8).
 const (
@@ -71,7 +76,7 @@ const (
 	sState        // State, valid once the worker attached
 	sRequests     // requests served
 	sAccepted     // connections accepted
-	sSlow         // requests slower than the header's threshold
+	sSlow         // requests written to the slow log (atomic: any goroutine adds)
 	sRequestStart // start of the current or last request, Unix nanoseconds
 	sDuration     // duration of the last finished request, nanoseconds
 	sMemory       // memory used by the last request, bytes
@@ -86,7 +91,8 @@ const (
 	sURI    = sMethod + methodBytes/8
 	sScript = sURI + uriBytes/8
 	sUser   = sScript + scriptBytes/8
-	sEnd    = sUser + userBytes/8
+	sConns  = sUser + userBytes/8 // connsWords counts (Conns), each stored on its own, atomically
+	sEnd    = sConns + connsWords
 )
 
 // Compile-time checks that the fields fit their areas.

@@ -223,6 +223,7 @@ func TestStates(t *testing.T) {
 	if st := b.Snapshot(0).State; st != Busy {
 		t.Fatalf("finishing while busy: %v", st)
 	}
+	s.SlowLogged()
 	s.End(1 << 20)
 	snap = b.Snapshot(0)
 	if snap.State != Finishing || snap.Requests != 1 || snap.Slow != 1 || snap.LastMemory != 1<<20 || snap.LastDuration <= 0 {
@@ -334,6 +335,13 @@ func TestZeroAllocs(t *testing.T) {
 		s.Begin(m, u, sc)
 		s.Details(0, nil)
 		s.End(4096)
+		s.IdleClosed()
+		s.ReadTimedOut()
+		s.SendTimedOut()
+		s.Refused()
+		s.AcceptPaused()
+		s.StatChecked(1)
+		s.SlowLogged()
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per request", allocs)
@@ -453,5 +461,71 @@ func TestContainmentFields(t *testing.T) {
 	defer s2.Close()
 	if got := b.Snapshot(1).RequestTimeout; got != 0 {
 		t.Errorf("request timeout %v after a new worker attached, want 0", got)
+	}
+}
+
+// TestSlowCountsLogged: "slow requests" counts what the slow log wrote,
+// not requests over a duration.
+func TestSlowCountsLogged(t *testing.T) {
+	b, err := Create(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Reset(0, os.Getpid())
+	s, err := Attach(int(b.File().Fd()), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b.SetSlowThreshold(time.Nanosecond)
+	s.Begin(nil, nil, nil)
+	s.End(0)
+	if got := b.Snapshot(0).Slow; got != 0 {
+		t.Fatalf("slow %d after a request nobody logged, want 0", got)
+	}
+	done := make(chan struct{})
+	go func() { s.SlowLogged(); close(done) }() // the watchdog's goroutine
+	<-done
+	if got := b.Snapshot(0).Slow; got != 1 {
+		t.Fatalf("slow %d, want 1", got)
+	}
+}
+
+// TestConnCounts: a worker's connection counts show in its snapshot, and
+// in the header's totals once it has left its slot (but the stat-checked
+// gauge does not).
+func TestConnCounts(t *testing.T) {
+	b, err := Create(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Reset(1, os.Getpid())
+	s, err := Attach(int(b.File().Fd()), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.IdleClosed()
+	s.IdleClosed()
+	s.ReadTimedOut()
+	s.SendTimedOut()
+	s.Refused()
+	s.Refused()
+	s.Refused()
+	s.AcceptPaused()
+	s.StatChecked(4)
+	want := Conns{IdleClosed: 2, ReadTimeouts: 1, SendTimeouts: 1, Refused: 3, AcceptPaused: 1, StatChecked: 4}
+	if got := b.Snapshot(1).Conns; got != want {
+		t.Fatalf("snapshot conns %+v, want %+v", got, want)
+	}
+	b.Release(1)
+	want.StatChecked = 0
+	if got := b.Header().Conns; got != want {
+		t.Fatalf("header conns %+v after release, want %+v", got, want)
+	}
+	if got := b.Snapshot(1).Conns; got != (Conns{}) {
+		t.Fatalf("released slot conns %+v", got)
 	}
 }

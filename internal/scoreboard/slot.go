@@ -24,7 +24,7 @@ type Slot struct {
 	begin    time.Time // start of the current request (monotonic)
 	requests uint64
 	accepted uint64
-	slow     uint64
+	conns    Conns
 	idle     State // the state End returns to: Idle, or Finishing once called
 	busy     bool  // between Begin and End
 }
@@ -145,9 +145,8 @@ func (s *Slot) Details(contentLength int64, user []byte) {
 }
 
 // End marks the end of the current request: the slot turns Idle (or back
-// to Finishing), counts
-// the request (and whether it was slow) and keeps its duration and the
-// memory it used.
+// to Finishing), counts the request and keeps its duration and the memory
+// it used.
 func (s *Slot) End(memBytes uint64) {
 	d := time.Since(s.begin)
 	if s.busy {
@@ -155,14 +154,10 @@ func (s *Slot) End(memBytes uint64) {
 		decrement(&s.board.words[hActive])
 	}
 	s.requests++
-	if t := atomic.LoadUint64(&s.board.words[hSlowThreshold]); t != 0 && uint64(d) >= t {
-		s.slow++
-	}
 	w := s.w
 	atomic.AddUint64(&w[sSeq], 1)
 	w[sState] = uint64(s.idle)
 	w[sRequests] = s.requests
-	w[sSlow] = s.slow
 	w[sDuration] = uint64(d)
 	w[sMemory] = memBytes
 	atomic.AddUint64(&w[sSeq], 1)
@@ -176,6 +171,43 @@ func (s *Slot) SetRequestTimeout(d time.Duration) {
 	atomic.AddUint64(&w[sSeq], 1)
 	w[sTimeout] = uint64(max(d, 0))
 	atomic.AddUint64(&w[sSeq], 1)
+}
+
+// SlowLogged counts a request written to the slow log ("slow requests").
+// It may be called from any goroutine of the worker.
+func (s *Slot) SlowLogged() {
+	atomic.AddUint64(&s.w[sSlow], 1)
+}
+
+// The connection counts below are called from the worker's loop. Each is
+// one word, stored atomically outside the sequence lock.
+
+// IdleClosed counts a keep-alive connection closed for idling too long.
+func (s *Slot) IdleClosed() { s.count(&s.conns.IdleClosed, 0) }
+
+// ReadTimedOut counts a request whose params or body stopped arriving.
+func (s *Slot) ReadTimedOut() { s.count(&s.conns.ReadTimeouts, 1) }
+
+// SendTimedOut counts a client dropped for not taking its response.
+func (s *Slot) SendTimedOut() { s.count(&s.conns.SendTimeouts, 2) }
+
+// Refused counts a request over the protocol limits, answered 431.
+func (s *Slot) Refused() { s.count(&s.conns.Refused, 3) }
+
+// AcceptPaused counts the worker stopping to accept, at its connection
+// cap or out of file descriptors.
+func (s *Slot) AcceptPaused() { s.count(&s.conns.AcceptPaused, 4) }
+
+// StatChecked records how many cached scripts are checked for changes by
+// stat(2) rather than inotify (a gauge, not a count).
+func (s *Slot) StatChecked(n int) {
+	s.conns.StatChecked = uint64(max(n, 0))
+	atomic.StoreUint64(&s.w[sConns+5], s.conns.StatChecked)
+}
+
+func (s *Slot) count(v *uint64, word int) {
+	*v++
+	atomic.StoreUint64(&s.w[sConns+word], *v)
 }
 
 // RecycledForRSS counts, in the pool figures, a worker that stops because

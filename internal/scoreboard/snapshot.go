@@ -14,7 +14,7 @@ type Snapshot struct {
 	Started       time.Time     // when the master started the worker
 	Requests      uint64        // requests served
 	Accepted      uint64        // connections accepted
-	Slow          uint64        // requests slower than the pool's slow threshold
+	Slow          uint64        // requests written to the slow log
 	RequestStart  time.Time     // start of the current or last request; zero before the first
 	LastDuration  time.Duration // duration of the current request, or of the last one when idle
 	Method        string        // request method of the current or last request
@@ -26,6 +26,32 @@ type Snapshot struct {
 	LastCPU       time.Duration // CPU time of the last request; 0 when not measured
 	// RequestTimeout is the worker's own request terminate timeout; 0: none.
 	RequestTimeout time.Duration
+	Conns          Conns // connection counts
+}
+
+// Conns are what a worker did to contain its connections, and the scripts
+// it checks by stat. The words follow this order on the board.
+type Conns struct {
+	IdleClosed   uint64 // keep-alive connections closed after the idle timeout
+	ReadTimeouts uint64 // requests whose params or body stopped arriving
+	SendTimeouts uint64 // clients dropped for not taking a response
+	Refused      uint64 // requests over the protocol limits, answered 431
+	AcceptPaused uint64 // times the worker stopped accepting (cap or EMFILE)
+	StatChecked  uint64 // cached scripts checked by stat, not inotify (a gauge)
+}
+
+// Add adds o's counts to c; StatChecked, a gauge, is summed too.
+func (c *Conns) Add(o Conns) {
+	c.IdleClosed += o.IdleClosed
+	c.ReadTimeouts += o.ReadTimeouts
+	c.SendTimeouts += o.SendTimeouts
+	c.Refused += o.Refused
+	c.AcceptPaused += o.AcceptPaused
+	c.StatChecked += o.StatChecked
+}
+
+func conns(w []uint64) Conns {
+	return Conns{w[0], w[1], w[2], w[3], w[4], w[5]}
 }
 
 // Header is a consistent copy of the pool-level figures of a board.
@@ -40,13 +66,15 @@ type Header struct {
 	MaxChildrenReached uint64        // times every worker was found busy
 	Active             uint64        // workers busy now
 	Live               uint64        // slots holding a worker
-	SlowThreshold      time.Duration // duration from which a request counts as slow; 0: off
+	SlowThreshold      time.Duration // the slow log timeout, for the page; 0: off or unknown
 	WatchdogKills      uint64        // workers killed for running a request too long
 	RSSRecycles        uint64        // workers that exited because their RSS passed the limit
 
 	// Totals of the workers that already left their slots; add the live
-	// slots' counters to get the pool's totals.
+	// slots' counters to get the pool's totals. Conns.StatChecked is
+	// always 0 here: it is a gauge of the live workers.
 	Accepted, Requests, Slow uint64
+	Conns                    Conns
 }
 
 // stuck is how long a reader waits on a sequence that stays odd before it
@@ -114,6 +142,7 @@ func (b *Board) Snapshot(i int) Snapshot {
 	s.LastMemory = w[sMemory]
 	s.LastCPU = time.Duration(w[sCPU])
 	s.RequestTimeout = time.Duration(w[sTimeout])
+	s.Conns = conns(w[sConns:])
 	s.ContentLength = int64(w[sContentLength])
 	s.Method = text(w[:], sMethod, w[sMethodLen], methodBytes)
 	s.URI = text(w[:], sURI, w[sURILen], uriBytes)
@@ -143,6 +172,7 @@ func (b *Board) Header() Header {
 		Accepted:           w[hBaseAccepted],
 		Requests:           w[hBaseRequests],
 		Slow:               w[hBaseSlow],
+		Conns:              conns(w[hBaseConns:]),
 	}
 }
 

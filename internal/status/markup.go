@@ -71,6 +71,12 @@ var htmlPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <tr><th>slow requests</th><td>{{.SlowRequests}}</td></tr>
 <tr><th>watchdog kills</th><td>{{.WatchdogKills}}</td></tr>
 <tr><th>max rss recycles</th><td>{{.MaxRSSRecycles}}</td></tr>
+<tr><th>idle timeouts</th><td>{{.IdleTimeouts}}</td></tr>
+<tr><th>read timeouts</th><td>{{.ReadTimeouts}}</td></tr>
+<tr><th>send timeouts</th><td>{{.SendTimeouts}}</td></tr>
+<tr><th>refused requests</th><td>{{.RefusedRequests}}</td></tr>
+<tr><th>accept pauses</th><td>{{.AcceptPauses}}</td></tr>
+<tr><th>stat checked scripts</th><td>{{.StatCheckedScripts}}</td></tr>
 </table>
 {{- if .Full}}
 <table border="1">

@@ -29,9 +29,15 @@ func (pg *page) metrics(w *bufio.Writer, full bool, om bool) {
 	m.one("magnet_total_processes", "gauge", "The number of idle and active processes.", pool, pg.idle+pg.active)
 	m.one("magnet_max_active_processes", "gauge", "The most active processes seen since the pool started.", pool, h.MaxActive)
 	m.one("magnet_max_children_reached", "counter", "The number of times every process was found busy.", pool, h.MaxChildrenReached)
-	m.one("magnet_slow_requests", "counter", "The number of requests that took at least the slow threshold.", pool, pg.slow)
+	m.one("magnet_slow_requests", "counter", "The number of requests written to the slow log.", pool, pg.slow)
 	m.one("magnet_watchdog_kills", "counter", "The number of workers killed for running a request past the request terminate timeout.", pool, h.WatchdogKills)
 	m.one("magnet_max_rss_recycles", "counter", "The number of workers that exited because their RSS passed the limit.", pool, h.RSSRecycles)
+	m.one("magnet_idle_timeouts", "counter", "The number of keep-alive connections closed for idling past the idle timeout.", pool, pg.cc.IdleClosed)
+	m.one("magnet_read_timeouts", "counter", "The number of connections dropped because a request stopped arriving.", pool, pg.cc.ReadTimeouts)
+	m.one("magnet_send_timeouts", "counter", "The number of clients dropped for not taking a response.", pool, pg.cc.SendTimeouts)
+	m.one("magnet_refused_requests", "counter", "The number of requests over the protocol limits, answered 431.", pool, pg.cc.Refused)
+	m.one("magnet_accept_pauses", "counter", "The number of times a worker stopped accepting, at its connection cap or out of descriptors.", pool, pg.cc.AcceptPaused)
+	m.one("magnet_stat_checked_scripts", "gauge", "The number of cached scripts the workers check for changes by stat rather than inotify.", pool, pg.cc.StatChecked)
 
 	if full {
 		type proc struct {

@@ -21,7 +21,7 @@ type Pool struct {
 	Start         time.Time         // when the pool started; zero: when the board was created
 	Listener      *os.File          // the listen socket, for the listen queue figures; nil: none
 	Board         *scoreboard.Board // the workers' scoreboard
-	SlowThreshold time.Duration     // a request at least this long is counted as slow; 0: off
+	SlowThreshold time.Duration     // the workers' slow log timeout, for the page; 0: off or unknown
 
 	mu        sync.Mutex
 	saturated bool // every worker was busy at the last update

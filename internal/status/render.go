@@ -93,6 +93,7 @@ type page struct {
 	accepted uint64 // requests accepted, finished or not
 	conns    uint64 // FastCGI connections accepted
 	slow     uint64
+	cc       scoreboard.Conns // the workers' connection counts, summed
 	idle     int
 	active   int
 	procs    []scoreboard.Snapshot
@@ -104,7 +105,7 @@ func collect(b *scoreboard.Board, now time.Time) *page {
 	// (its documentation: "the number of requests accepted by the pool"),
 	// whatever the number of FastCGI connections that carried them; the
 	// connections are counted apart.
-	pg.accepted, pg.conns, pg.slow = pg.h.Requests, pg.h.Accepted, pg.h.Slow
+	pg.accepted, pg.conns, pg.slow, pg.cc = pg.h.Requests, pg.h.Accepted, pg.h.Slow, pg.h.Conns
 	for i := range b.Len() {
 		s := b.Snapshot(i)
 		if s.State == scoreboard.Free {
@@ -116,6 +117,7 @@ func collect(b *scoreboard.Board, now time.Time) *page {
 		}
 		pg.conns += s.Accepted
 		pg.slow += s.Slow
+		pg.cc.Add(s.Conns)
 		if counted(s.State) {
 			pg.active++
 		} else {
@@ -190,6 +192,12 @@ func (pg *page) text(w *bufio.Writer, full bool) {
 	line("slow requests", pg.slow)
 	line("watchdog kills", h.WatchdogKills)
 	line("max rss recycles", h.RSSRecycles)
+	line("idle timeouts", pg.cc.IdleClosed)
+	line("read timeouts", pg.cc.ReadTimeouts)
+	line("send timeouts", pg.cc.SendTimeouts)
+	line("refused requests", pg.cc.Refused)
+	line("accept pauses", pg.cc.AcceptPaused)
+	line("stat checked scripts", pg.cc.StatChecked)
 	if !full {
 		return
 	}
@@ -232,6 +240,14 @@ type poolFigures struct {
 	// workers recycled for passing --max-rss.
 	WatchdogKills  uint64 `json:"watchdog kills" xml:"watchdog-kills"`
 	MaxRSSRecycles uint64 `json:"max rss recycles" xml:"max-rss-recycles"`
+	// magnet's own: what the workers did to contain connections (their
+	// sums), and how many cached scripts are checked by stat, not inotify.
+	IdleTimeouts       uint64 `json:"idle timeouts" xml:"idle-timeouts"`
+	ReadTimeouts       uint64 `json:"read timeouts" xml:"read-timeouts"`
+	SendTimeouts       uint64 `json:"send timeouts" xml:"send-timeouts"`
+	RefusedRequests    uint64 `json:"refused requests" xml:"refused-requests"`
+	AcceptPauses       uint64 `json:"accept pauses" xml:"accept-pauses"`
+	StatCheckedScripts uint64 `json:"stat checked scripts" xml:"stat-checked-scripts"`
 }
 
 // jsonPool and jsonProc carry PHP-FPM's JSON keys, in its order.
@@ -276,6 +292,12 @@ func (pg *page) figures() poolFigures {
 		SlowRequests:       pg.slow,
 		WatchdogKills:      h.WatchdogKills,
 		MaxRSSRecycles:     h.RSSRecycles,
+		IdleTimeouts:       pg.cc.IdleClosed,
+		ReadTimeouts:       pg.cc.ReadTimeouts,
+		SendTimeouts:       pg.cc.SendTimeouts,
+		RefusedRequests:    pg.cc.Refused,
+		AcceptPauses:       pg.cc.AcceptPaused,
+		StatCheckedScripts: pg.cc.StatChecked,
 	}
 }
 

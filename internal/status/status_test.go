@@ -435,3 +435,45 @@ func TestContainmentFigures(t *testing.T) {
 		}
 	}
 }
+
+// TestConnFigures: the slow log count, the workers' connection counts
+// (summed over the pool) and the stat-checked scripts are on the page in
+// every format.
+func TestConnFigures(t *testing.T) {
+	p, slots := testPool(t)
+	slots[0].SlowLogged()
+	slots[1].SlowLogged()
+	slots[0].IdleClosed()
+	slots[1].IdleClosed()
+	slots[1].IdleClosed()
+	slots[0].ReadTimedOut()
+	slots[1].SendTimedOut()
+	slots[1].SendTimedOut()
+	slots[0].Refused()
+	slots[0].Refused()
+	slots[0].Refused()
+	slots[0].Refused()
+	slots[1].AcceptPaused()
+	slots[0].StatChecked(2)
+	slots[1].StatChecked(3)
+	for format, wants := range map[string][]string{
+		Text: {"slow requests:        2\n", "idle timeouts:        3\n", "read timeouts:        1\n", "send timeouts:        2\n",
+			"refused requests:     4\n", "accept pauses:        1\n", "stat checked scripts: 5\n"},
+		JSON: {`"slow requests":2`, `"idle timeouts":3`, `"read timeouts":1`, `"send timeouts":2`, `"refused requests":4`, `"accept pauses":1`, `"stat checked scripts":5`},
+		XML: {"<slow-requests>2</slow-requests>", "<idle-timeouts>3</idle-timeouts>", "<read-timeouts>1</read-timeouts>", "<send-timeouts>2</send-timeouts>",
+			"<refused-requests>4</refused-requests>", "<accept-pauses>1</accept-pauses>", "<stat-checked-scripts>5</stat-checked-scripts>"},
+		HTML: {"<th>slow requests</th><td>2</td>", "<th>idle timeouts</th><td>3</td>", "<th>read timeouts</th><td>1</td>", "<th>send timeouts</th><td>2</td>",
+			"<th>refused requests</th><td>4</td>", "<th>accept pauses</th><td>1</td>", "<th>stat checked scripts</th><td>5</td>"},
+		Prometheus: {`magnet_slow_requests_total{pool="www"} 2`, `magnet_idle_timeouts_total{pool="www"} 3`, `magnet_read_timeouts_total{pool="www"} 1`,
+			`magnet_send_timeouts_total{pool="www"} 2`, `magnet_refused_requests_total{pool="www"} 4`, `magnet_accept_pauses_total{pool="www"} 1`,
+			`magnet_stat_checked_scripts{pool="www"} 5`},
+		OpenMetrics: {`magnet_idle_timeouts_total{pool="www"} 3`, `magnet_refused_requests_total{pool="www"} 4`, "# TYPE magnet_stat_checked_scripts gauge"},
+	} {
+		out := render(t, p, format, true)
+		for _, want := range wants {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s page lacks %q:\n%s", format, want, out)
+			}
+		}
+	}
+}
