@@ -181,6 +181,7 @@ func (s *Server) handle(c *conn) {
 	keep := c.pc.KeepConn() && !s.stopping.Load()
 	ok := !c.closed && s.write(c, out)
 	s.wd.end()
+	s.noteScripts()
 	if rep != nil {
 		rep.End(s.st.MemoryBytes())
 	}

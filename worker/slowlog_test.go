@@ -96,17 +96,52 @@ func TestSlowLogFile(t *testing.T) {
 	}
 }
 
-// TestNoAllocSlowLog: keeping the URI for the slow log allocates nothing.
+// TestNoAllocSlowLog: keeping the URI for the slow log, and the
+// stat-checked report, allocate nothing.
 func TestNoAllocSlowLog(t *testing.T) {
 	s, c, peer, req := serverPair(t)
 	s.cfg.SlowLogTimeout = time.Minute
 	s.wd.on, s.wd.slow = true, true
 	t.Cleanup(s.startWatchdog())
+	s.wd.statRep = &statCount{}
 	buf := make([]byte, 4096)
 	for i := 0; i < 10; i++ {
 		roundTrip(t, s, c, peer, req, buf)
 	}
 	if n := testing.AllocsPerRun(1000, func() { roundTrip(t, s, c, peer, req, buf) }); n != 0 {
 		t.Fatalf("%v allocations per request, want 0", n)
+	}
+}
+
+// statCount keeps the last StatChecked report.
+type statCount struct {
+	nopReporter
+	n, calls atomic.Int32
+}
+
+func (r *statCount) StatChecked(n int) { r.n.Store(int32(n)); r.calls.Add(1) }
+
+// TestStatCheckedReported: with watching off every cached script is
+// checked by stat, and the reporter hears of each new one after its
+// request.
+func TestStatCheckedReported(t *testing.T) {
+	dir := t.TempDir()
+	a := writeScript(t, dir, "a.lua", "print('Content-Type: text/plain\\r\\n\\r\\na')\n")
+	b := writeScript(t, dir, "b.lua", "print('Content-Type: text/plain\\r\\n\\r\\nb')\n")
+	cfg := scriptsIn(dir)
+	cfg.NoWatch = true
+	rep := &statCount{}
+	sock, _ := startServer(t, Config{Scripts: cfg, Reporter: rep})
+	slowGet(t, sock, a, "/a")
+	if got := rep.n.Load(); got != 1 {
+		t.Fatalf("stat checked %d after one script, want 1", got)
+	}
+	slowGet(t, sock, b, "/b")
+	calls := rep.calls.Load()
+	for range 10 {
+		slowGet(t, sock, a, "/a")
+	}
+	if got := rep.n.Load(); got != 2 || rep.calls.Load() != calls {
+		t.Fatalf("stat checked %d (%d reports, %d before the repeats), want 2 and no new report", got, rep.calls.Load(), calls)
 	}
 }

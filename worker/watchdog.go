@@ -39,6 +39,38 @@ type watchdog struct {
 	n      int
 	uri    [256]byte // current REQUEST_URI, for the slow log
 	nuri   int
+
+	// the stat-checked scripts gauge (noteScripts), on the loop's thread
+	statRep  StatReporter
+	statLen  int // the cache's size at the last report
+	statReqs int // requests since the last report
+}
+
+// StatReporter is implemented by a Reporter that also shows how many
+// cached scripts are checked for changes by stat rather than inotify
+// (scripts.Cache.StatChecked). StatChecked runs on the loop's thread.
+type StatReporter interface {
+	StatChecked(n int)
+}
+
+// statEvery bounds how many requests pass between two reports of the
+// stat-checked scripts when the cache's size does not change.
+const statEvery = 1024
+
+// noteScripts reports the stat-checked scripts after a request when the
+// cache gained or lost a script, and now and then, since a script can
+// lose its watch without the cache changing size. Counting walks the
+// cache, so it is not done per request.
+func (s *Server) noteScripts() {
+	w := &s.wd
+	if w.statRep == nil {
+		return
+	}
+	w.statReqs++
+	if n := s.cache.Len(); n != w.statLen || w.statReqs >= statEvery {
+		w.statLen, w.statReqs = n, 0
+		w.statRep.StatChecked(s.cache.StatChecked())
+	}
 }
 
 // begin marks the start of a request running script.
@@ -84,6 +116,10 @@ func watchTick(timeout, slow time.Duration, maxRSS uint64) time.Duration {
 // or MaxRSS is set, and returns what stops it. It runs on the loop's
 // thread.
 func (s *Server) startWatchdog() (stop func()) {
+	if r, ok := s.cfg.Reporter.(StatReporter); ok {
+		s.wd.statRep = r
+		r.StatChecked(s.cache.StatChecked())
+	}
 	if !s.wd.on {
 		return func() {}
 	}
