@@ -9,7 +9,9 @@ import (
 )
 
 // Handler wraps h to write one line per request to w in the Combined
-// Log Format that web servers use.
+// Log Format that web servers use, "-" for a missing referer or user
+// agent, followed by the request's duration in seconds with millisecond
+// resolution, as nginx's $request_time.
 func Handler(w io.Writer, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: rw, status: http.StatusOK}
@@ -19,10 +21,12 @@ func Handler(w io.Writer, h http.Handler) http.Handler {
 		if err != nil {
 			host = r.RemoteAddr
 		}
-		fmt.Fprintf(w, "%s - - [%s] %q %d %d %q %q\n",
+		took := time.Since(start)
+		fmt.Fprintf(w, "%s - - [%s] %q %d %d %q %q %d.%03d\n",
 			host, start.Format("02/Jan/2006:15:04:05 -0700"),
 			r.Method+" "+r.RequestURI+" "+r.Proto, rec.status, rec.bytes,
-			r.Referer(), r.UserAgent())
+			orDash(r.Referer()), orDash(r.UserAgent()),
+			took/time.Second, took%time.Second/time.Millisecond)
 	})
 }
 
@@ -57,3 +61,11 @@ func (s *statusRecorder) Flush() {
 
 // Unwrap gives http.ResponseController the original writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// orDash is s, or "-" for an empty field as the Combined Log Format has it.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
