@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,6 +57,18 @@ func TestBenchRun(t *testing.T) {
 			t.Errorf("want up to 6 starved requests: %q", l)
 		}
 	}
+	// The charts are written next to the table, in the directory the
+	// last line of the progress names.
+	_, dir, ok := strings.Cut(stderr.String(), "results and charts (*.svg) in ")
+	if !ok {
+		t.Fatalf("bench/run does not say where its charts are:\n%s", stderr.String())
+	}
+	dir = filepath.Join("../..", strings.TrimSpace(strings.SplitN(dir, "\n", 2)[0]))
+	for name, server := range map[string]string{"rps.svg": "floor", "ratio.svg": "floor", "latency-direct-keep-conn-c-8.svg": "c-ref"} {
+		if texts := svgTexts(t, filepath.Join(dir, name)); !slices.Contains(texts, server) {
+			t.Errorf("%s does not name %s: %q", name, server, texts)
+		}
+	}
 	if t.Failed() {
 		t.Logf("stderr:\n%s", stderr.String())
 	}
@@ -79,7 +93,8 @@ func TestBenchScale(t *testing.T) {
 	if out, err := exec.Command("../scale", "build").CombinedOutput(); err != nil {
 		t.Fatalf("bench/scale build: %v\n%s", err, out)
 	}
-	cmd := exec.Command("../scale", "run", t.TempDir())
+	dir := t.TempDir()
+	cmd := exec.Command("../scale", "run", dir)
 	cmd.Env = append(os.Environ(), "SCALE_WORKERS=1", "SCALE_RUNS=1", "SCALE_DURATION=300ms",
 		"SCALE_WARMUP=100ms", "SCALE_SERVERS=c-ref magnet-bp")
 	var stderr strings.Builder
@@ -102,6 +117,11 @@ func TestBenchScale(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("table lacks %s:\n%s\n%s", server, table, stderr.String())
+		}
+	}
+	for _, name := range []string{"scaling.svg", "scaling-ratio.svg", "latency-keep-conn-1-workers.svg"} {
+		if texts := svgTexts(t, filepath.Join(dir, name)); !slices.Contains(texts, "magnet-bp") && !slices.Contains(texts, "magnet-") {
+			t.Errorf("%s does not name magnet-bp: %q", name, texts)
 		}
 	}
 }
