@@ -87,6 +87,8 @@ func writeFile(t *testing.T, path, content string) {
 func docroot(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	// The workers run as www-data (-u), as the examples deploy them.
+	os.Chmod(filepath.Dir(dir), 0o755)
 	os.Chmod(dir, 0o755)
 	for _, f := range []string{"123.lua"} {
 		b, err := os.ReadFile(filepath.Join(repoRoot, "examples", f))

@@ -34,7 +34,8 @@ func TestLighttpdBinPath(t *testing.T) {
 	needWorker(t)
 	dir, root, port := t.TempDir(), docroot(t), testutil.FreePort(t)
 	snippet := deployFile(t, "lighttpd-bin-path.conf",
-		"/usr/local/bin/magnetd --docroot /var/www/html", magnetdBin+" --docroot "+root,
+		// lighttpd runs as root here: the workers get a user
+		"/usr/local/bin/magnetd --refuse-root --docroot /var/www/html", magnetdBin+" -u www-data --refuse-root --docroot "+root,
 		`"PHP_FCGI_CHILDREN" => "4"`, `"PHP_FCGI_CHILDREN" => "2"`,
 		"/run/lighttpd/magnet.socket", filepath.Join(dir, "magnet.socket"))
 	conf := lighttpdConf(t, dir, root, port, snippet)
@@ -117,7 +118,7 @@ func TestLighttpdSocket(t *testing.T) {
 	needWorker(t)
 	dir, root, port := t.TempDir(), docroot(t), testutil.FreePort(t)
 	sock := filepath.Join(dir, "magnet.sock")
-	daemon(t, magnetdBin, "-n", "-s", sock, "-F", "2", "--docroot", root)
+	daemon(t, magnetdBin, "-n", "-s", sock, "-F", "2", "-u", "www-data", "--refuse-root", "--docroot", root)
 	snippet := deployFile(t, "lighttpd-socket.conf", "/run/magnet/magnet.sock", sock)
 	conf := lighttpdConf(t, dir, root, port, snippet)
 	daemon(t, lighttpd, "-D", "-f", conf)
@@ -131,7 +132,7 @@ func TestNginx(t *testing.T) {
 	needRoot(t)
 	dir, root, port := t.TempDir(), docroot(t), testutil.FreePort(t)
 	sock := filepath.Join(dir, "magnet.sock")
-	m := daemon(t, magnetdBin, "-n", "-s", sock, "-F", "2", "--docroot", root)
+	m := daemon(t, magnetdBin, "-n", "-s", sock, "-F", "2", "-u", "www-data", "--refuse-root", "--docroot", root)
 	snippet := deployFile(t, "nginx-magnet.conf",
 		"unix:/run/magnet/magnet.sock", "unix:"+sock,
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),

@@ -52,8 +52,7 @@ func TestSystemdUnit(t *testing.T) {
 		"/run/magnet/magnet.sock", sock,
 		"/run/magnetd.pid", pidFile,
 		"/var/log/magnetd.log", logFile,
-		"/var/www/html", root,
-		" -u www-data -g www-data -U www-data -G www-data", "")
+		"/var/www/html", root)
 	if unitValue(unit, "Type") != "forking" || unitValue(unit, "PIDFile") != pidFile {
 		t.Errorf("want Type=forking with PIDFile")
 	}
