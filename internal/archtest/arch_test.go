@@ -141,6 +141,12 @@ func TestBinaries(t *testing.T) {
 			t.Errorf("magnet-worker links net/http")
 		}
 	}
+	// The plotting library draws bench/'s charts and nothing else.
+	for _, p := range slices.Concat(magnetd, worker) {
+		if strings.HasPrefix(p, "gonum.org/") {
+			t.Errorf("a magnet program links %s, which only bench/ may import", p)
+		}
+	}
 }
 
 // TestMagnetdWithoutCgo builds magnetd with CGO_ENABLED=0, as the Makefile
