@@ -23,7 +23,8 @@ type confinement struct {
 }
 
 // parseConfinement checks the confinement flags. Run as root, it refuses
-// workers without -u under --refuse-root and warns about them otherwise.
+// workers without -u under --refuse-root (runPool warns about them
+// otherwise).
 func (o *options) parseConfinement(c *cli.Context) error {
 	o.refuseRoot = c.Bool("refuse-root")
 	o.clearEnv = c.Bool("clear-env")
@@ -37,11 +38,8 @@ func (o *options) parseConfinement(c *cli.Context) error {
 		}
 		o.env = append(o.env, name+"="+value)
 	}
-	if os.Geteuid() == 0 && o.user == "" {
-		if o.refuseRoot {
-			return errors.New("--refuse-root: the workers would run as root; give -u USER")
-		}
-		o.warnings = append(o.warnings, rootWarning)
+	if os.Geteuid() == 0 && o.user == "" && o.refuseRoot {
+		return errors.New("--refuse-root: the workers would run as root; give -u USER")
 	}
 	if o.refuseRoot {
 		o.settings = append(o.settings, "MAGNET_REFUSE_ROOT=true")
