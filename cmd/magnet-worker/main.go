@@ -56,6 +56,8 @@ func main() {
 			&cli.IntFlag{Name: "max-conns", EnvVars: []string{"MAGNET_MAX_CONNS"}, DefaultText: "1024, or less under RLIMIT_NOFILE", Usage: "hold at most `N` connections; at the cap stop accepting and leave new ones to the other workers"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
 			&cli.DurationFlag{Name: "request-terminate-timeout", DefaultText: "--timeout + 5s", Usage: "end the worker when a request has run longer than `DURATION`, even inside C (0: never; under magnetd, magnetd kills it)"},
+			&cli.DurationFlag{Name: "slowlog-timeout", EnvVars: []string{"MAGNET_SLOWLOG_TIMEOUT"}, Usage: "log the Lua traceback of a request still running after `DURATION` (0: never), like PHP-FPM's request_slowlog_timeout"},
+			&cli.StringFlag{Name: "slowlog", EnvVars: []string{"MAGNET_SLOWLOG"}, DefaultText: "the worker's log", Usage: "append the slow log's entries to `FILE`"},
 			&cli.StringFlag{Name: "max-rss", EnvVars: []string{"MAGNET_MAX_RSS"}, Usage: "exit gracefully once the resident memory is over `SIZE` after a request (bytes, or with K, M or G; 0: never)"},
 			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
 			&cli.StringFlag{Name: "ping-path", Usage: "SCRIPT_NAME answered with \"pong\""},
@@ -158,7 +160,7 @@ func run(ctx *cli.Context) error {
 		log.Warn("scoreboard unavailable", "err", err)
 	}
 	if slot != nil {
-		cfg.Reporter = slot
+		cfg.Reporter = slotReporter{slot}
 	}
 	if err := containment(ctx, &cfg, slot); err != nil {
 		return err
@@ -192,7 +194,8 @@ func run(ctx *cli.Context) error {
 	return nil
 }
 
-// containment applies --request-terminate-timeout and --max-rss. Under
+// containment applies --request-terminate-timeout, --max-rss and the slow
+// log. Under
 // magnetd (a scoreboard slot) the worker announces its request terminate
 // timeout on the board and magnetd kills it; on its own it ends itself.
 func containment(ctx *cli.Context, cfg *worker.Config, slot *scoreboard.Slot) error {
@@ -218,8 +221,44 @@ func containment(ctx *cli.Context, cfg *worker.Config, slot *scoreboard.Slot) er
 		}
 		cfg.MaxRSS = n
 	}
+	cfg.SlowLogTimeout = ctx.Duration("slowlog-timeout")
+	if cfg.SlowLogTimeout < 0 {
+		return errors.New("--slowlog-timeout must not be negative")
+	}
+	if p := ctx.String("slowlog"); p != "" && cfg.SlowLogTimeout > 0 {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("--slowlog: %w", err)
+		}
+		cfg.SlowLog = f // open for the worker's life
+	}
 	return nil
 }
+
+// slotReporter is the scoreboard slot as the worker's Reporter. It adds
+// ConnClosed, whose reasons are worker's, which the scoreboard does not
+// import.
+type slotReporter struct{ *scoreboard.Slot }
+
+func (r slotReporter) ConnClosed(reason worker.CloseReason) {
+	switch reason {
+	case worker.CloseIdle:
+		r.IdleClosed()
+	case worker.CloseRead:
+		r.ReadTimedOut()
+	case worker.CloseSend:
+		r.SendTimedOut()
+	case worker.CloseLimit:
+		r.Refused()
+	}
+}
+
+var (
+	_ worker.ConnReporter = slotReporter{}
+	_ worker.SlowReporter = slotReporter{}
+	_ worker.StatReporter = slotReporter{}
+	_ worker.RSSReporter  = slotReporter{}
+)
 
 // sizeFlag reads a size flag whose 0 means no limit, as worker.Config's
 // negative value does.

@@ -143,6 +143,8 @@ func flags() []cli.Flag {
 		&cli.IntFlag{Category: catPool, Name: "max-requests", DefaultText: "never", Usage: "recycle a worker after `N` requests (sets PHP_FCGI_MAX_REQUESTS)"},
 		&cli.DurationFlag{Category: catPool, Name: "request-terminate-timeout", DefaultText: "the worker's --timeout + 5s", Usage: "kill a worker whose request has run longer than `DURATION`, even inside C (0: never)"},
 		&cli.StringFlag{Category: catPool, Name: "max-rss", Usage: "recycle a worker whose resident memory is over `SIZE` (e.g. 256M) after a request (sets MAGNET_MAX_RSS)"},
+		&cli.DurationFlag{Category: catPool, Name: "slowlog-timeout", Usage: "workers log the Lua traceback of a request still running after `DURATION` (sets MAGNET_SLOWLOG_TIMEOUT; default: never)"},
+		&cli.StringFlag{Category: catPool, Name: "slowlog", DefaultText: "the log", Usage: "workers append their slow log entries to `FILE` (sets MAGNET_SLOWLOG)"},
 		&cli.DurationFlag{Category: catPool, Name: "drain-timeout", Value: 30 * time.Second, Usage: "`DURATION` old workers may take to finish requests on reload and stop before SIGKILL"},
 		&cli.StringFlag{Category: catPool, Name: "log-file", Usage: "log to `PATH` instead of stderr (reopened on SIGUSR1)"},
 		&cli.StringFlag{Category: catPool, Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},

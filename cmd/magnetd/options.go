@@ -108,6 +108,9 @@ func parseOptions(c *cli.Context) (*options, error) {
 		}
 		o.maxRSS = n
 	}
+	if err := o.slowlog(c); err != nil {
+		return nil, err
+	}
 	if c.IsSet("php-children") {
 		o.phpChildren = c.Int("php-children")
 		if o.phpChildren < 0 {
@@ -179,6 +182,26 @@ func parseOptions(c *cli.Context) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// slowlog passes --slowlog-timeout and --slowlog to the workers, the file
+// as an absolute path since their working directory may differ.
+func (o *options) slowlog(c *cli.Context) error {
+	d := c.Duration("slowlog-timeout")
+	if d < 0 {
+		return errors.New("--slowlog-timeout must not be negative")
+	}
+	if d > 0 {
+		o.settings = append(o.settings, "MAGNET_SLOWLOG_TIMEOUT="+d.String())
+	}
+	if p := c.String("slowlog"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return fmt.Errorf("--slowlog: %w", err)
+		}
+		o.settings = append(o.settings, "MAGNET_SLOWLOG="+abs)
+	}
+	return nil
 }
 
 func (o *options) level(s string) error {
