@@ -121,6 +121,13 @@ func TestLighttpdSocket(t *testing.T) {
 	daemon(t, magnetdBin, "-n", "-s", sock, "-F", "2", "-u", "www-data", "--refuse-root", "--docroot", root)
 	snippet := deployFile(t, "lighttpd-socket.conf", "/run/magnet/magnet.sock", sock)
 	conf := lighttpdConf(t, dir, root, port, snippet)
+	if os.Getuid() == 0 {
+		// lighttpd runs unprivileged, as packaged: the socket must be its
+		// to connect to.
+		traversable(t, dir, root)
+		ownedBy(t, "www-data", filepath.Join(dir, "error.log"))
+		appendFile(t, conf, "server.username = \"www-data\"\nserver.groupname = \"www-data\"\n")
+	}
 	daemon(t, lighttpd, "-D", "-f", conf)
 	waitGet(t, fmt.Sprintf("http://127.0.0.1:%d/123.lua", port), "123")
 }
@@ -141,7 +148,10 @@ func TestNginx(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "magnet.conf"), snippet)
 	conf := filepath.Join(dir, "nginx.conf")
 	tmp := func(n string) string { return filepath.Join(dir, n) }
-	writeFile(t, conf, fmt.Sprintf(`user root;
+	// nginx's workers run unprivileged, as packaged: the socket must be
+	// theirs to connect to.
+	traversable(t, dir, root)
+	writeFile(t, conf, fmt.Sprintf(`user www-data;
 daemon off;
 worker_processes 1;
 pid %s;
