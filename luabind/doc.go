@@ -66,9 +66,16 @@
 //     pass. A run that hit the limit fails, and a full collection follows
 //     under lua_cpcall; a state that still fills the limit is unsound.
 //
-// What the rules do not cover: a __gc finalizer that raises delivers its
-// error to whatever Lua code runs the collection, as in any Lua 5.1
-// program, which may be a later request; the debug library
+//  7. Finalizers. A __gc finalizer runs in whatever code an allocation
+//     triggers a collection step from, which may be a later request. So
+//     newproxy is replaced (errors.c): a function stored as __gc in the
+//     metatable of newproxy(true) is wrapped to run under lua_pcall, and
+//     its error is counted, logged by Run and otherwise ignored.
+//
+// What the rules do not cover: a finalizer put in place with rawset,
+// reassigned after the first, or set with debug.setmetatable (or
+// LuaJIT's ffi.gc) is not wrapped and delivers its error to whatever Lua
+// code runs the collection, as in any Lua 5.1 program; the debug library
 // (debug.getregistry, debug.setmetatable) reaches everything, and only the
 // sandbox can take it away.
 package luabind

@@ -1,5 +1,6 @@
-/* errors.c: the message handler of a script run, and the error text
- * that Go reads from S->err. Safety rules: doc.go. */
+/* errors.c: the message handler of a script run, the error text that Go
+ * reads from S->err, and finalizers that cannot raise. Safety rules:
+ * doc.go. */
 #include <stdio.h>
 #include "internal.h"
 
@@ -49,4 +50,80 @@ void mg_capture_error(lua_State *L, mg_state *S) {
 		mg_buf_append(&S->err, tn, strlen(tn));
 		mg_buf_append(&S->err, ")", 1);
 	}
+}
+
+/* ---- __gc finalizers ----
+ * A finalizer runs when some allocation triggers a collection step, which
+ * may be in a later request; a finalizer that raised would fail that
+ * request. newproxy (the only way a script makes a userdata with a
+ * metatable) is replaced by mg_newproxy: the metatable of newproxy(true)
+ * has a guard metatable whose __newindex wraps a function stored as __gc
+ * in mg_gc_call, which runs it under lua_pcall and counts its error. */
+
+/* mg_gc_call is a wrapped finalizer: upvalue 1 the mg_state, 2 the
+ * script's function. Its error is counted and kept for the log, never
+ * raised. */
+static int mg_gc_call(lua_State *L) {
+	mg_state *S = UPSTATE(L);
+	lua_settop(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(2));
+	lua_insert(L, 1);
+	if (lua_pcall(L, 1, 0, 0) != 0) {
+		if (S->gc_errors++ == 0) {
+			size_t n = 0;
+			const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "(not a string)";
+			if (n == 0) n = strlen(msg);
+			if (n >= sizeof S->gc_error) n = sizeof S->gc_error - 1;
+			memcpy(S->gc_error, msg, n);
+			S->gc_error[n] = 0;
+		}
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+/* gc_guard is the __newindex of a proxy's metatable (upvalue 1 the
+ * mg_state): __gc set to a function is stored wrapped. */
+static int gc_guard(lua_State *L) {
+	lua_settop(L, 3);
+	if (lua_type(L, 2) == LUA_TSTRING && lua_type(L, 3) == LUA_TFUNCTION && strcmp(lua_tostring(L, 2), "__gc") == 0) {
+		lua_pushvalue(L, lua_upvalueindex(1));
+		lua_insert(L, 3);
+		lua_pushcclosure(L, mg_gc_call, 2);
+	}
+	lua_rawset(L, 1);
+	return 0;
+}
+
+/* mg_newproxy is newproxy (upvalue 1 the original, 2 the guard
+ * metatable): newproxy(true) gets a guarded metatable. */
+static int mg_newproxy(lua_State *L) {
+	int fresh = lua_type(L, 1) == LUA_TBOOLEAN && lua_toboolean(L, 1);
+	lua_settop(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, 1, 1);
+	if (fresh && lua_getmetatable(L, -1)) {
+		lua_pushvalue(L, lua_upvalueindex(2));
+		lua_setmetatable(L, -2);
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
+/* mg_guard_finalizers replaces newproxy (during set-up). */
+void mg_guard_finalizers(lua_State *L, mg_state *S) {
+	lua_getglobal(L, "newproxy");
+	if (!lua_isfunction(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_createtable(L, 0, 2);
+	lua_pushlightuserdata(L, S);
+	lua_pushcclosure(L, gc_guard, 1);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_pushcclosure(L, mg_newproxy, 2);
+	lua_setglobal(L, "newproxy");
 }

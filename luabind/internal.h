@@ -76,6 +76,7 @@ int mg_build_header(lua_State *L);
 /* errors.c: the message handler of a run, and error text for Go. */
 int mg_msghandler(lua_State *L);
 void mg_capture_error(lua_State *L, mg_state *S);
+void mg_guard_finalizers(lua_State *L, mg_state *S);
 
 /* run.c: the registry key of the mg_state, for the time limit hook, and
  * the protected body of a run. */

@@ -68,6 +68,8 @@ typedef struct mg_state {
 	int sent;           /* the header block has gone out: headers are final */
 	int flush_failed;   /* a flush failed: the client is gone */
 	int body_over;      /* the body went over its limit (magnetReadBody -2) */
+	int gc_errors;      /* __gc finalizer errors ignored since Go last looked */
+	char gc_error[200]; /* the first of them */
 } mg_state;
 
 mg_state *mg_new(lua_State *L, uintptr_t handle);

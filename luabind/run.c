@@ -156,11 +156,15 @@ static int collect_protected(lua_State *L) {
 static void after_limit(mg_state *S) {
 	lua_State *L = S->L;
 	size_t limit = S->mem_limit;
+	/* lua_cpcall allocates (LuaJIT makes a closure), and the heap is at
+	 * the limit: lift it while the collection runs */
+	S->mem_limit = 0;
 	for (int i = 0; i < 3; i++) {
 		/* a __gc finalizer that raises ends one collection early */
 		if (lua_cpcall(L, collect_protected, NULL) == 0) break;
 		lua_pop(L, 1);
 	}
+	S->mem_limit = limit;
 	if (S->mem_used > limit - limit / 8) S->unsound = 1;
 	size_t n = S->err.len;
 	char msg[160];

@@ -185,3 +185,25 @@ func TestSealCoroutinesAndRecursion(t *testing.T) {
 	attackFails(t, st, "/fenv.lua", `setfenv(0, {}) error("x")`)
 	seedStillWorks(t, st)
 }
+
+// A finalizer that raises, left by one run, runs during a later one: its
+// error is ignored (and logged) there, so the later run is fine.
+func TestSealFinalizerErrorLater(t *testing.T) {
+	st := newState(t)
+	leave := load(t, st, "/leave.lua", `
+		for i = 1, 200 do getmetatable(newproxy(true)).__gc = function() error("gc " .. i) end end
+		local p = newproxy(true)
+		local mt = getmetatable(p)
+		mt.__gc = function() error("kept") end
+		mt.__index = function() return "indexed" end
+		kept = p
+		print(p.x)`)
+	if out := run(t, st, leave, nil); out != "indexed" {
+		t.Fatalf("leave.lua: %q", out)
+	}
+	later := load(t, st, "/later.lua", `kept = nil print((pcall(collectgarbage)), " ", (pcall(collectgarbage)))`)
+	if out := run(t, st, later, nil); out != "true true" {
+		t.Fatalf("a run that collected the finalizers: %q", out)
+	}
+	seedStillWorks(t, st)
+}

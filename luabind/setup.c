@@ -80,6 +80,7 @@ static int setup(lua_State *L) {
 	S->env_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
 	set_closure(L, S, LUA_GLOBALSINDEX, "print", mg_print);
+	mg_guard_finalizers(L, S);
 
 	/* os.getenv */
 	lua_getglobal(L, "os");

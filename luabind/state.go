@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime/cgo"
 	"time"
 	"unsafe"
@@ -178,6 +179,9 @@ func (st *State) Run(c Chunk, r *Request) error {
 	rc := C.mg_run(st.s, c.fn, c.entry, params, index, C.int(len(r.Index)/4))
 	st.body = nil
 	st.flush = nil
+	if st.s.gc_errors != 0 {
+		st.logFinalizerErrors(c.name)
+	}
 	if rc != 0 {
 		return &ScriptError{Script: c.name, Message: st.errText(), Memory: rc == C.MG_ERRLIMIT}
 	}
@@ -237,6 +241,14 @@ func (st *State) SetMemoryLimit(n uint64) { C.mg_set_memory_limit(st.s, C.size_t
 // scripts keep (in _G, say) fills the limit, so later runs would fail. The
 // worker should finish its response and exit, to be replaced.
 func (st *State) Unsound() bool { return st.s.unsound != 0 }
+
+// logFinalizerErrors logs the __gc finalizer errors that the run ignored
+// (errors.c): they may belong to an object an earlier run left behind.
+func (st *State) logFinalizerErrors(script string) {
+	slog.Warn("luabind: __gc finalizer errors ignored", "script", script,
+		"count", int(st.s.gc_errors), "first", C.GoString(&st.s.gc_error[0]))
+	st.s.gc_errors = 0
+}
 
 func (st *State) errText() string { return string(cBytes(st.s.err)) }
 
