@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/cgo"
+	"sync"
 	"unsafe"
 )
 
@@ -64,26 +65,32 @@ func (st *State) Register(table, name string, fn Func) {
 
 //export magnetCallGo
 func magnetCallGo(h C.uintptr_t, L *C.lua_State, id C.int, nargs C.int, box *C.mg_buf) (ret C.int) {
-	var c Call
+	// Calls are pooled: a Call handed to a Func escapes, and Go functions
+	// on a hot path (magnet.shared) should not allocate.
+	c := callPool.Get().(*Call)
 	defer func() {
 		if p := recover(); p != nil {
 			c.st = nil // the handle may be what failed
-			ret = finishCall(&c, box, fmt.Errorf("%s: internal error: %v", c.name, p))
+			ret = finishCall(c, box, fmt.Errorf("%s: internal error: %v", c.name, p))
 		}
+		*c = Call{}
+		callPool.Put(c)
 	}()
 	st := cgo.Handle(h).Value().(*State)
 	f := st.funcs[id]
-	c = Call{st: st, L: L, name: f.name, nargs: int(nargs)}
+	*c = Call{st: st, L: L, name: f.name, nargs: int(nargs)}
 	st.res = st.res[:0]
-	n, err := f.fn(&c)
+	n, err := f.fn(c)
 	if err != nil {
-		return finishCall(&c, box, err)
+		return finishCall(c, box, err)
 	}
-	if finishCall(&c, box, nil) != 0 {
+	if finishCall(c, box, nil) != 0 {
 		return C.MG_GOERROR
 	}
 	return C.int(n)
 }
+
+var callPool = sync.Pool{New: func() any { return new(Call) }}
 
 // finishCall copies the encoded results, or the error, into the box: 0,
 // or MG_GOERROR.

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/magnet-fcgi/magnet/internal/shdict"
 	"github.com/magnet-fcgi/magnet/luabind"
 	"github.com/magnet-fcgi/magnet/protocol"
 	"github.com/magnet-fcgi/magnet/scripts"
@@ -77,6 +78,9 @@ type Config struct {
 	// MaxRSS, when set, stops the worker gracefully, as MaxRequests does,
 	// once its resident set is over this many bytes after requests.
 	MaxRSS uint64
+	// Shared are the dictionaries scripts see as magnet.shared.NAME
+	// (shared.go).
+	Shared []*shdict.Dict
 	// MaxBody limits the request body in bytes (default DefaultMaxBody;
 	// negative: none). A request whose CONTENT_LENGTH is over it is
 	// answered 413 without running its script; a script reading past it
@@ -191,6 +195,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	st.SetTimeout(cfg.Timeout)
 	st.SetMemoryLimit(cfg.MemoryLimit)
+	if err := registerShared(st, cfg.Shared); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("magnet.shared: %w", err)
+	}
 	st.SetMaxBody(cfg.MaxBody)
 	st.SetOutputBuffer(cfg.OutputBuffer)
 	if cfg.Scripts.Logger == nil {
