@@ -44,6 +44,7 @@ func main() {
 			&cli.StringSliceFlag{Name: "ext", Value: cli.NewStringSlice(".lua"), Usage: "allowed script extension (repeatable)"},
 			&cli.BoolFlag{Name: "debug", Usage: "put error details into 500 responses"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "stop a script that runs longer than this with a 500 (0: never)"},
+			&cli.StringSliceFlag{Name: "shared", Usage: "a dictionary `NAME=SIZE` scripts share as magnet.shared.NAME (repeatable); standalone, workers on the same socket share a file in /dev/shm; under magnetd, give it to magnetd"},
 			&cli.StringFlag{Name: "memory-limit", Value: "128M", EnvVars: []string{"MAGNET_MEMORY_LIMIT"}, Usage: "cap the Lua heap at `SIZE` (bytes, or with K, M or G; 0: no cap); a script that goes over it gets a 500"},
 			&cli.DurationFlag{Name: "stat-interval", Usage: "stat scripts for changes at most this often instead of watching them with inotify (0: watch)"},
 			&cli.BoolFlag{Name: "watch", Value: true, Usage: "see script changes through inotify; false: stat each script on every request"},
@@ -167,6 +168,9 @@ func run(ctx *cli.Context) error {
 	}
 	cfg.Special = specialPages(ctx.String("status-path"), ctx.String("ping-path"), slot)
 
+	if cfg.Shared, err = sharedDicts(ctx.StringSlice("shared"), fd, log); err != nil {
+		return err
+	}
 	srv, err := worker.New(cfg)
 	if err != nil {
 		return err

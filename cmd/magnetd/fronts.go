@@ -16,6 +16,7 @@ import (
 	"github.com/magnet-fcgi/magnet/internal/daemon"
 	"github.com/magnet-fcgi/magnet/internal/devhttp"
 	"github.com/magnet-fcgi/magnet/internal/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/shdict"
 	"github.com/magnet-fcgi/magnet/internal/status"
 	"github.com/magnet-fcgi/magnet/internal/statushttp"
 	"github.com/magnet-fcgi/magnet/supervisor"
@@ -29,6 +30,7 @@ const poolName = "magnet"
 type fronts struct {
 	log       *slog.Logger
 	board     *scoreboard.Board
+	dicts     []*shdict.Dict // --shared
 	pool      *status.Pool
 	cancel    context.CancelFunc
 	updating  chan struct{} // closed when the status updates stop
@@ -78,6 +80,10 @@ func startFronts(o *options, cfg *supervisor.Config, log *slog.Logger) (*fronts,
 				return nil, err
 			}
 		}
+	}
+	if err := f.createShared(o.shared, cfg); err != nil {
+		f.close()
+		return nil, err
 	}
 	if o.statusListen != "" && f.board == nil {
 		return nil, errors.New("--status-listen: no scoreboard for the status page")
@@ -200,6 +206,34 @@ func (f *fronts) close() {
 	if f.board != nil {
 		f.board.Close()
 	}
+	for _, d := range f.dicts {
+		d.Close()
+	}
+}
+
+// createShared makes the --shared dictionaries and passes them to every
+// worker after the scoreboard, naming their fds in MAGNET_SHARED. They
+// live as long as magnetd: workers come and go, the store stays.
+func (f *fronts) createShared(opts []sharedOpt, cfg *supervisor.Config) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	for _, s := range opts {
+		d, err := shdict.Create(s.name, s.size)
+		if err != nil {
+			return fmt.Errorf("--shared: %w", err)
+		}
+		f.dicts = append(f.dicts, d)
+	}
+	first := 3 + len(cfg.ExtraFiles)
+	for _, d := range f.dicts {
+		cfg.ExtraFiles = append(cfg.ExtraFiles, d.File())
+	}
+	cfg.Env = append(cfg.Env, shdict.Env(f.dicts, first))
+	if f.pool != nil {
+		f.pool.Shared = f.dicts
+	}
+	return nil
 }
 
 // poolBoard is the scoreboard as the worker pool sees it.

@@ -145,6 +145,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Category: catPool, Name: "max-rss", Usage: "recycle a worker whose resident memory is over `SIZE` (e.g. 256M) after a request (sets MAGNET_MAX_RSS)"},
 		&cli.DurationFlag{Category: catPool, Name: "slowlog-timeout", Usage: "workers log the Lua traceback of a request still running after `DURATION` (sets MAGNET_SLOWLOG_TIMEOUT; default: never)"},
 		&cli.StringFlag{Category: catPool, Name: "slowlog", DefaultText: "the log", Usage: "workers append their slow log entries to `FILE` (sets MAGNET_SLOWLOG)"},
+		&cli.StringSliceFlag{Category: catPool, Name: "shared", Usage: "a dictionary of `NAME=SIZE` (e.g. sessions=64M) that every worker's scripts share as magnet.shared.NAME (repeatable); it survives worker restarts and reloads, not a stop"},
 		&cli.DurationFlag{Category: catPool, Name: "drain-timeout", Value: 30 * time.Second, Usage: "`DURATION` old workers may take to finish requests on reload and stop before SIGKILL"},
 		&cli.StringFlag{Category: catPool, Name: "log-file", Usage: "log to `PATH` instead of stderr (reopened on SIGUSR1)"},
 		&cli.StringFlag{Category: catPool, Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/magnet-fcgi/magnet/internal/bytesize"
+	"github.com/magnet-fcgi/magnet/internal/shdict"
 	"github.com/magnet-fcgi/magnet/internal/socket"
 )
 
@@ -58,6 +59,8 @@ type options struct {
 	docroot      string
 
 	confinement
+
+	shared []sharedOpt // --shared, in order
 
 	warnings []string // reported once logging is set up
 }
@@ -109,6 +112,9 @@ func parseOptions(c *cli.Context) (*options, error) {
 		o.maxRSS = n
 	}
 	if err := o.slowlog(c); err != nil {
+		return nil, err
+	}
+	if err := o.parseShared(c.StringSlice("shared")); err != nil {
 		return nil, err
 	}
 	if c.IsSet("php-children") {
@@ -182,6 +188,37 @@ func parseOptions(c *cli.Context) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// sharedOpt is one --shared NAME=SIZE.
+type sharedOpt struct {
+	name string
+	size int64
+}
+
+// parseShared checks the --shared dictionaries: names usable as
+// magnet.shared.NAME, each once, sizes the store can lay out.
+func (o *options) parseShared(vals []string) error {
+	for _, v := range vals {
+		name, sz, ok := strings.Cut(v, "=")
+		if !ok || !shdict.ValidName(name) {
+			return fmt.Errorf("--shared %q: want NAME=SIZE, NAME of letters, digits and _ (up to 31, not starting with a digit)", v)
+		}
+		n, err := bytesize.Parse(sz)
+		if err != nil {
+			return fmt.Errorf("--shared %s: %w", name, err)
+		}
+		if n < shdict.MinSize || n > shdict.MaxSize {
+			return fmt.Errorf("--shared %s: size %s out of range (%dK to %dG)", name, sz, shdict.MinSize>>10, shdict.MaxSize>>30)
+		}
+		for _, s := range o.shared {
+			if s.name == name {
+				return fmt.Errorf("--shared %s: declared twice", name)
+			}
+		}
+		o.shared = append(o.shared, sharedOpt{name: name, size: int64(n)})
+	}
+	return nil
 }
 
 // slowlog passes --slowlog-timeout and --slowlog to the workers, the file

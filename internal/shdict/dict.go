@@ -181,11 +181,18 @@ func OpenFile(path, name string, size int64) (*Dict, error) {
 		return nil, fmt.Errorf("shdict: %s: size %d out of range (%d to %d bytes)", name, size, MinSize, int64(MaxSize))
 	}
 	size &^= pageBytes - 1
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// Not through a symlink, and only a file of our own: the directory
+	// (/dev/shm) is everyone's.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("shdict: %w", err)
 	}
 	fd := int(f.Fd())
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != os.Geteuid() {
+		f.Close()
+		return nil, fmt.Errorf("shdict: %s is not a regular file of this user", path)
+	}
 	// The first process to lock a new file formats it.
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		f.Close()

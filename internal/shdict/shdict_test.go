@@ -205,3 +205,24 @@ func TestEnv(t *testing.T) {
 		t.Fatal("bad env accepted")
 	}
 }
+
+func TestOpenFile(t *testing.T) {
+	path := t.TempDir() + "/dict"
+	a, err := OpenFile(path, "f", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenFile(path, "f", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a.Store([]byte("k"), str("v"), 0, 0, Set)
+	if v, _, ok, _ := b.Get([]byte("k"), nil); !ok || string(v.Str) != "v" {
+		t.Fatal("a second mapping of the file does not see the value")
+	}
+	if _, err := OpenFile(path, "f", 2<<20); err == nil {
+		t.Fatal("opening with another size succeeded")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/magnet-fcgi/magnet/internal/scoreboard"
+	"github.com/magnet-fcgi/magnet/internal/shdict"
 )
 
 // Pool is what the master knows about its pool. Update copies it onto the
@@ -22,6 +23,7 @@ type Pool struct {
 	Listener      *os.File          // the listen socket, for the listen queue figures; nil: none
 	Board         *scoreboard.Board // the workers' scoreboard
 	SlowThreshold time.Duration     // the workers' slow log timeout, for the page; 0: off or unknown
+	Shared        []*shdict.Dict    // magnetd's --shared dictionaries (shared.go)
 
 	mu        sync.Mutex
 	saturated bool // every worker was busy at the last update

@@ -58,6 +58,9 @@ func ContentType(format string) string {
 // process when full. It reads the board as it is; the master refreshes the
 // kernel figures with Update.
 func Render(w io.Writer, p *Pool, format string, full bool) error {
+	if len(p.Shared) > 0 {
+		return renderShared(w, p, format, full)
+	}
 	return RenderBoard(w, p.Board, format, full)
 }
 
