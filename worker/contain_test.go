@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magnet-fcgi/magnet/luabind"
 	"github.com/magnet-fcgi/magnet/protocol"
 
 	"github.com/magnet-fcgi/magnet/internal/testutil"
@@ -102,11 +101,6 @@ func TestContainUnsound(t *testing.T) {
 // seed by design (removing print, a cache entry's fields) are left out:
 // the point is that the worker and magnet's own fields survive.
 func TestContainRandom(t *testing.T) {
-	if luabind.LuaJIT {
-		// Known open bug: under LuaJIT a mix of these mutations crashes
-		// mg_run (SIGSEGV; seen with seed 8). Not skipped silently: fix it.
-		t.Skip("LuaJIT: a crash in mg_run under the random mutations is still open")
-	}
 	seed := int64(8)
 	if s := os.Getenv("MAGNET_CONTAIN_SEED"); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
