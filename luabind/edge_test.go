@@ -104,7 +104,7 @@ func TestStructuredEdges(t *testing.T) {
 		magnet.status = "201"
 		print(magnet.status)`)
 	out := run(t, st, c, nil)
-	for _, want := range []string{"Status: 201\r\n", "X-One: 1\r\n", "X-Float: 2.5\r\n", "X-List: a\r\n", "X-List: 7\r\n", "Content-Type: text/plain\r\n", "\r\n\r\n201"} {
+	for _, want := range []string{"Status: 201 Created\r\n", "X-One: 1\r\n", "X-Float: 2.5\r\n", "X-List: a\r\n", "X-List: 7\r\n", "Content-Type: text/plain\r\n", "\r\n\r\n201"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in %q", want, out)
 		}

@@ -3,12 +3,14 @@
  * doc.go. */
 #include <stdio.h>
 #include "internal.h"
+#include "respond.h"
 
 /* mg_msghandler is the message handler of a script run: it turns an error
  * object that is not a string into one (its __tostring, or its type) and
  * adds the traceback, as debug.traceback does for strings. */
 int mg_msghandler(lua_State *L) {
 	mg_state *S = UPSTATE(L);
+	if (lua_touserdata(L, 1) == &mg_exit_key) return 1; /* magnet.exit: not an error */
 	if (!lua_isstring(L, 1)) {
 		int done = 0;
 		if (luaL_getmetafield(L, 1, "__tostring")) {

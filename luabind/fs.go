@@ -11,6 +11,7 @@ func registerLibs(st *State) {
 	st.Register("magnet.fs", "readdir", fsReadDir)
 	st.Register("magnet.fs", "readfile", fsReadFile)
 	st.Register("magnet.fs", "writefile", fsWriteFile)
+	registerBatteries(st)
 }
 
 // fsStat: magnet.fs.stat(path) -> {type, size, mtime, mode} | nil, err

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <strings.h>
 #include "internal.h"
+#include "respond.h"
 
 /* header_name_ok: an HTTP token (RFC 9110). */
 static int header_name_ok(const char *s, size_t n) {
@@ -35,13 +36,18 @@ static void header_line(lua_State *L, mg_state *S, const char *k, size_t kn, int
 		luaL_error(L, "magnet: out of memory");
 }
 
-/* mg_build_header runs under lua_pcall (in mg_run_protected): header
+/* mg_build_header runs under lua_pcall (from mg_run): header
  * values are script data. */
 int mg_build_header(lua_State *L) {
 	mg_state *S = lua_touserdata(L, 1);
 	if (S->sent) return 0; /* a flush sent it already */
-	char line[32];
-	int n = snprintf(line, sizeof line, "Status: %d\r\n", S->status ? S->status : 200);
+	char line[64];
+	int status = S->status ? S->status : 200;
+	const char *reason = mg_reason(status);
+	int n = snprintf(line, sizeof line, "Status: %d%s%s\r\n", status, *reason ? " " : "", reason);
+	/* 204 and 304 carry no body (RFC 9110), so no Content-Type either */
+	int nobody = status == 204 || status == 304;
+	if (nobody) S->out.len = 0;
 	S->hdr.len = 0;
 	mg_buf_append(&S->hdr, line, (size_t)n);
 	int has_ct = 0;
@@ -72,7 +78,7 @@ int mg_build_header(lua_State *L) {
 			lua_pop(L, 1);
 		}
 	}
-	if (!has_ct) mg_buf_append(&S->hdr, "Content-Type: text/html\r\n", 25);
+	if (!has_ct && !nobody) mg_buf_append(&S->hdr, "Content-Type: text/html\r\n", 25);
 	mg_buf_append(&S->hdr, "\r\n", 2);
 	return 0;
 }

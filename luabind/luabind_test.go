@@ -136,7 +136,7 @@ func TestStructured(t *testing.T) {
 		local r = magnet.request
 		print(r.method, " ", r.get.x, " ", r.query, " ", r.params.FOO)`)
 	out := run(t, st, c, request("REQUEST_METHOD", "GET", "QUERY_STRING", "x=h%20i", "FOO", "bar"))
-	for _, want := range []string{"Status: 404\r\n", "X-A: 1\r\n", "Set-Cookie: a=1\r\n", "Set-Cookie: b=2\r\n", "Content-Type: text/html\r\n", "\r\n\r\nGET h i x=h%20i bar"} {
+	for _, want := range []string{"Status: 404 Not Found\r\n", "X-A: 1\r\n", "Set-Cookie: a=1\r\n", "Set-Cookie: b=2\r\n", "Content-Type: text/html\r\n", "\r\n\r\nGET h i x=h%20i bar"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in %q", want, out)
 		}

@@ -2,6 +2,7 @@
  * the time limit hook. Safety rules: doc.go. */
 #include <time.h>
 #include "internal.h"
+#include "respond.h"
 
 static int64_t now_ns(void);
 static void arm_hook(mg_state *S);
@@ -130,6 +131,10 @@ int mg_run_protected(lua_State *L) {
 	lua_setmetatable(L, -2);
 	lua_setfenv(L, -2);
 	int rc = lua_pcall(L, 0, 0, base + 1);
+	if (rc != 0 && lua_touserdata(L, -1) == &mg_exit_key) { /* magnet.exit */
+		lua_pop(L, 1);
+		rc = 0;
+	}
 	if (rc != 0) {
 		mg_capture_error(L, S);
 		S->nerrors++;
@@ -210,6 +215,7 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	lua_rawgeti(L, LUA_REGISTRYINDEX, S->run_ref);
 	lua_pushlightuserdata(L, S);
 	int rc = lua_pcall(L, 1, 0, 0);
+	if (rc != 0 && lua_touserdata(L, -1) == &mg_exit_key) rc = 0; /* magnet.exit */
 	if (rc != 0) {
 		mg_capture_error(L, S);
 		S->nerrors++;

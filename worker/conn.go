@@ -164,12 +164,10 @@ func (s *Server) handle(c *conn) {
 			out = s.failedLate(id, script, err)
 		case err != nil:
 			out = s.failure(id, script, err)
+		case s.st.Flushed():
+			out = protocol.AppendResponse(s.wbuf[:0], id, s.st.Output(), nil, 0)
 		default:
-			out = s.wbuf[:0]
-			if h := s.st.HeaderBlock(); h != nil {
-				out = protocol.AppendStream(out, protocol.TypeStdout, id, h)
-			}
-			out = protocol.AppendResponse(out, id, s.st.Output(), nil, 0)
+			out = s.respond(id, script)
 		}
 		s.req.Params = nil
 	}

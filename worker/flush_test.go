@@ -85,7 +85,7 @@ func TestFlushServerSentEvents(t *testing.T) {
 			}
 			got = append(got, rec.content...)
 		}
-		if !bytes.HasPrefix(got, []byte("Status: 200\r\n")) || !bytes.Contains(got, []byte("Content-Type: text/event-stream\r\n")) {
+		if !bytes.HasPrefix(got, []byte("Status: 200 OK\r\n")) || !bytes.Contains(got, []byte("Content-Type: text/event-stream\r\n")) {
 			t.Fatalf("%s: headers %q", how, got)
 		}
 		c.send(t, stdin(1, []byte("two\n")), stdinEnd(1))

@@ -103,6 +103,10 @@ type Config struct {
 	// are not checked.
 	AllowedClients []netip.Prefix
 	// Sandbox, when set, confines the scripts (luabind.State.Sandbox).
+	// Init is a Lua file run once in the global environment before the
+	// first request (requires, connections, warmed caches); its error
+	// fails New.
+	Init     string
 	Sandbox  *luabind.Sandbox
 	Reporter Reporter
 	Logger   *slog.Logger
@@ -217,6 +221,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.req.Body = &s.body
 	s.req.Flush = s.flushOut
+	st.SetLogger(s.scriptLog)
+	if cfg.Init != "" {
+		if err := s.runInit(cfg.Init); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0 || cfg.SlowLogTimeout > 0
 	s.wd.slow = cfg.SlowLogTimeout > 0
 	s.connRep, _ = cfg.Reporter.(ConnReporter)

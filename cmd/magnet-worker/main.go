@@ -63,6 +63,7 @@ func main() {
 			&cli.StringFlag{Name: "status-path", Usage: "SCRIPT_NAME answered with the pool status (needs magnetd's scoreboard)"},
 			&cli.StringFlag{Name: "ping-path", Usage: "SCRIPT_NAME answered with \"pong\""},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "init", EnvVars: []string{"MAGNET_INIT"}, Usage: "run the Lua `FILE` once per worker before its first request (requires, connections, warm caches); an error in it fails the start"},
 			&cli.BoolFlag{Name: "any-script", EnvVars: []string{"MAGNET_ANY_SCRIPT"}, Usage: "on a TCP listener without --docroot, serve any *.lua file a client names (refused otherwise)"},
 			&cli.BoolFlag{Name: "refuse-root", EnvVars: []string{"MAGNET_REFUSE_ROOT"}, Usage: "refuse to start as root"},
 			&cli.StringFlag{Name: "allowed-clients", EnvVars: []string{"MAGNET_ALLOWED_CLIENTS"}, DefaultText: "$FCGI_WEB_SERVER_ADDRS, else loopback", Usage: "on a TCP listener, accept only these comma-separated addresses or CIDRs (`LIST`)"},
@@ -148,6 +149,7 @@ func run(ctx *cli.Context) error {
 		BusyPoll:     ctx.Duration("busy-poll"),
 		Logger:       log,
 	}
+	cfg.Init = ctx.String("init")
 	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")
 	cfg.Scripts.Exts = ctx.StringSlice("ext")
 	cfg.Scripts.StatInterval = ctx.Duration("stat-interval")
