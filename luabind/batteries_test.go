@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"html"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +203,36 @@ func TestLog(t *testing.T) {
 	}
 	if err := st.Run(load(t, st, "bad", `magnet.log("loud", "x")`), &Request{}); err == nil {
 		t.Error("an unknown level passed")
+	}
+}
+
+// jsonDoc is a document of about 2 KB, for the JSON benchmarks.
+var jsonDoc = `{"items":[` + strings.TrimSuffix(strings.Repeat(`{"id":12345,"name":"a name of some length","tags":["x","y","z"],"price":12.5,"ok":true,"note":null},`, 18), ",") + `]}`
+
+// BenchmarkJSONCjson decodes and re-encodes jsonDoc with magnet.json
+// (lua-cjson), inside one script run.
+func BenchmarkJSONCjson(b *testing.B) {
+	st := newState(b)
+	c := load(b, st, "j", `local d, n = magnet.request.params.DOC, tonumber(magnet.request.params.N)
+		local dec, enc = magnet.json.decode, magnet.json.encode
+		for i = 1, n do enc(dec(d)) end`)
+	b.SetBytes(int64(len(jsonDoc)))
+	b.ResetTimer()
+	run(b, st, c, request("DOC", jsonDoc, "N", strconv.Itoa(b.N)))
+}
+
+// BenchmarkJSONGo is the Go side alone of the alternative: encoding/json
+// decoding and encoding the same document, without the crossing and the
+// Lua tables it would need on top.
+func BenchmarkJSONGo(b *testing.B) {
+	b.SetBytes(int64(len(jsonDoc)))
+	for i := 0; i < b.N; i++ {
+		var v any
+		if err := json.Unmarshal([]byte(jsonDoc), &v); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := json.Marshal(v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
