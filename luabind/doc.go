@@ -19,8 +19,8 @@
 //
 //  1. Protection. Everything that may raise runs under lua_pcall or
 //     lua_cpcall, entered from C: mg_run calls mg_run_protected (the hit
-//     count, the fresh environment, the script under its own lua_pcall
-//     with mg_msghandler, mg_build_header under another); mg_load,
+//     count, the fresh environment, then the script) under one lua_pcall
+//     with mg_msghandler, and mg_build_header under another; mg_load,
 //     mg_unload, mg_register_go and setup (from mg_new) run their bodies
 //     under lua_cpcall; mg_dostring runs set-up code under lua_pcall. A
 //     table write raises too, through its metamethods or a memory error,
@@ -70,7 +70,10 @@
 //     triggers a collection step from, which may be a later request. So
 //     newproxy is replaced (errors.c): a function stored as __gc in the
 //     metatable of newproxy(true) is wrapped to run under lua_pcall, and
-//     its error is counted, logged by Run and otherwise ignored.
+//     its error is counted, logged by Run and otherwise ignored. LuaJIT
+//     2.1 before 2023 rethrows a finalizer's error from the collection
+//     step, which crashes the process when that step ran on a JIT trace
+//     exit; the wrapped finalizers never raise.
 //
 // What the rules do not cover: a finalizer put in place with rawset,
 // reassigned after the first, or set with debug.setmetatable (or

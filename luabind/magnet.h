@@ -58,9 +58,10 @@ typedef struct mg_state {
 	size_t mem_limit;   /* refuse to grow past this, 0 = no limit */
 	int mem_hit;        /* an allocation was refused during this run */
 	int unsound;        /* over the limit even after a full collection */
-	int run_ref;        /* run_protected, called with lua_pcall */
+	int run_ref;        /* mg_run_protected, called with lua_pcall */
+	int header_fn_ref;  /* mg_build_header, called with lua_pcall */
 	int box_mt_ref;     /* metatable of result boxes (gofunc.c) */
-	int run_fn, run_entry, run_rc; /* mg_run's arguments and result */
+	int run_fn, run_entry; /* mg_run's arguments */
 	/* output flushing (output.c) and the body limit (body.c); Go sets
 	 * them before each run */
 	size_t flush_at;    /* send the output once it reaches this, 0 = never */

@@ -105,46 +105,31 @@ void mg_unload(mg_state *S, const char *name, int fn_ref, int entry_ref) {
 	luaL_unref(L, LUA_REGISTRYINDEX, entry_ref);
 }
 
-/* mg_run_protected is a run's body, called under lua_pcall with the
- * mg_state: it counts the hit, runs the script under its own lua_pcall
- * with the message handler and builds the header block. Everything here
- * may raise (a metamethod-free table write still allocates). */
+/* mg_run_protected is a run's body, called by mg_run under its one
+ * lua_pcall (with the message handler) with the mg_state; its upvalues
+ * are the string "hits" and the environments' metatable, pushed faster
+ * than registry values. It counts the hit and calls the script in a fresh
+ * environment. Everything here may raise (a metamethod-free table write
+ * still allocates); an error in the script unwinds straight to mg_run. */
 int mg_run_protected(lua_State *L) {
 	mg_state *S = lua_touserdata(L, 1);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, S->run_entry);
 	if (lua_istable(L, -1)) {
-		lua_pushliteral(L, "hits");
+		lua_pushvalue(L, lua_upvalueindex(1));
 		lua_rawget(L, -2);
 		lua_Integer hits = lua_tointeger(L, -1);
 		lua_pop(L, 1);
-		lua_pushliteral(L, "hits");
+		lua_pushvalue(L, lua_upvalueindex(1));
 		lua_pushinteger(L, hits + 1);
 		lua_rawset(L, -3);
 	}
-	lua_pop(L, 1);
-
-	int base = lua_gettop(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, S->handler_ref);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, S->run_fn);
-	lua_createtable(L, 0, 0);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, S->env_mt_ref);
+	/* room for a script's first few globals without growing the table */
+	lua_createtable(L, 0, 4);
+	lua_pushvalue(L, lua_upvalueindex(2));
 	lua_setmetatable(L, -2);
 	lua_setfenv(L, -2);
-	int rc = lua_pcall(L, 0, 0, base + 1);
-	if (rc != 0 && lua_touserdata(L, -1) == &mg_exit_key) { /* magnet.exit */
-		lua_pop(L, 1);
-		rc = 0;
-	}
-	if (rc != 0) {
-		mg_capture_error(L, S);
-		S->nerrors++;
-	} else if (S->structured) {
-		lua_pushcfunction(L, mg_build_header);
-		lua_pushlightuserdata(L, S);
-		rc = lua_pcall(L, 1, 0, 0);
-		if (rc != 0) mg_capture_error(L, S);
-	}
-	S->run_rc = rc;
+	lua_call(L, 0, 0);
 	return 0;
 }
 
@@ -205,22 +190,28 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	S->req.nparams = nparams;
 	S->run_fn = fn_ref;
 	S->run_entry = entry_ref;
-	S->run_rc = 0;
 	if (S->timeout_ns) {
 		arm_hook(S);
 		S->deadline_ns = now_ns() + S->timeout_ns;
 	}
 	int base = lua_gettop(L);
-	/* neither the push of a registry value nor of a light userdata allocates */
+	/* none of these pushes allocates */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, S->handler_ref);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, S->run_ref);
 	lua_pushlightuserdata(L, S);
-	int rc = lua_pcall(L, 1, 0, 0);
+	int rc = lua_pcall(L, 1, 0, base + 1);
 	if (rc != 0 && lua_touserdata(L, -1) == &mg_exit_key) rc = 0; /* magnet.exit */
 	if (rc != 0) {
 		mg_capture_error(L, S);
 		S->nerrors++;
-	} else {
-		rc = S->run_rc;
+	} else if (S->structured) {
+		/* under its own lua_pcall: a bad header is reported without a
+		 * traceback */
+		lua_settop(L, base);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, S->header_fn_ref);
+		lua_pushlightuserdata(L, S);
+		rc = lua_pcall(L, 1, 0, 0);
+		if (rc != 0) mg_capture_error(L, S);
 	}
 	lua_settop(L, base);
 	/* setfenv(0, t) in a script replaced the globals of the state's thread */

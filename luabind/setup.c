@@ -69,15 +69,20 @@ static int setup(lua_State *L) {
 	 * unrefs only overwrite existing keys and never allocate */
 	lua_pushinteger(L, 0);
 	lua_rawseti(L, LUA_REGISTRYINDEX, 0);
-	lua_pushcfunction(L, mg_run_protected);
-	S->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushcfunction(L, mg_build_header);
+	S->header_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	mg_box_metatable(L, S);
 
 	/* {__index = _G} for every request's environment */
 	lua_createtable(L, 0, 1);
 	lua_pushvalue(L, LUA_GLOBALSINDEX);
 	lua_setfield(L, -2, "__index");
+	lua_pushvalue(L, -1);
 	S->env_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushliteral(L, "hits");
+	lua_insert(L, -2);
+	lua_pushcclosure(L, mg_run_protected, 2);
+	S->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
 	set_closure(L, S, LUA_GLOBALSINDEX, "print", mg_print);
 	mg_guard_finalizers(L, S);
@@ -141,14 +146,26 @@ static int setup(lua_State *L) {
 
 /* mg_alloc counts the Lua heap and refuses to grow it past the limit; a
  * refused allocation is a Lua memory error. Frees and shrinks always pass:
- * the collector shrinks tables and strings while it runs. */
+ * the collector shrinks tables and strings while it runs. It runs for
+ * every allocation: PUC Lua's own allocator (luaL_newstate's) is realloc
+ * and free, called here directly; LuaJIT keeps its own. */
 void *mg_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 	mg_state *S = ud;
 	if (nsize > osize && S->mem_limit && S->mem_used + (nsize - osize) > S->mem_limit) {
 		S->mem_hit = 1;
 		return NULL;
 	}
+#ifdef LUA_JITLIBNAME
 	void *p = S->alloc_f(S->alloc_ud, ptr, osize, nsize);
+#else
+	void *p;
+	if (nsize == 0) {
+		free(ptr);
+		p = NULL;
+	} else {
+		p = realloc(ptr, nsize);
+	}
+#endif
 	if (p != NULL || nsize == 0) S->mem_used += nsize - osize;
 	return p;
 }
