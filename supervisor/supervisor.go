@@ -48,6 +48,11 @@ type Config struct {
 	// Stopping, when set, is called once when a stop begins, before the
 	// workers are told to exit.
 	Stopping func()
+	// StopSignal is what tells the workers to exit on a stop, when no
+	// other worker will take over their connections (default SIGTERM,
+	// which also retires old workers on reload). magnet-worker drains on
+	// SIGUSR2 until the web server closes its connections.
+	StopSignal syscall.Signal
 	// Ready, when set, is called once the first generation has started,
 	// or, with StartTimeout, once it is ready.
 	Ready func()
@@ -180,6 +185,9 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	if cfg.ReadyDelay <= 0 {
 		cfg.ReadyDelay = 300 * time.Millisecond
+	}
+	if cfg.StopSignal == 0 {
+		cfg.StopSignal = syscall.SIGTERM
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -505,7 +513,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 		s.mu.Lock()
 		p.retiring = true
 		s.mu.Unlock()
-		s.os.Kill(p.pid, syscall.SIGTERM)
+		s.os.Kill(p.pid, s.cfg.StopSignal)
 	}
 	s.os.AfterFunc(s.cfg.DrainTimeout, func() { s.post(func() { s.kill(all, "stop timeout") }) })
 }

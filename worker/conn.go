@@ -176,7 +176,7 @@ func (s *Server) handle(c *conn) {
 		// the web server no longer wants the answer; END_REQUEST only
 		out = protocol.AppendEndRequest(out[:0], id, 0, protocol.StatusRequestComplete)
 	}
-	keep := c.pc.KeepConn() && !s.stopping.Load()
+	keep := c.pc.KeepConn() && (!s.stopping.Load() || s.fullStop.Load())
 	ok := !c.closed && s.write(c, out)
 	s.wd.end()
 	s.noteScripts()

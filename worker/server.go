@@ -69,7 +69,8 @@ type Config struct {
 	// on an idle CPU costs more than the request itself (busypoll.go).
 	BusyPoll time.Duration
 	// DrainTimeout bounds how long a stopping worker waits for half-received
-	// requests (default 5s).
+	// requests, and after Stop for the web server to close its connections
+	// (default 5s).
 	DrainTimeout time.Duration
 	// RequestTimeout, when set, ends the process (exit status 2) once one
 	// request has run longer, even inside C where Timeout cannot stop it:
@@ -133,6 +134,7 @@ type Server struct {
 
 	requests int
 	stopping atomic.Bool
+	fullStop atomic.Bool // Stop: no other worker takes over (drain.go)
 	wd       watchdog
 	drainEnd time.Time
 
@@ -309,7 +311,9 @@ func (s *Server) Serve() error {
 	for {
 		timeout := s.waitMS
 		if s.stopping.Load() {
-			if s.listening {
+			if s.listening && s.fullStop.Load() {
+				s.beginFullStop()
+			} else if s.listening {
 				s.beginDrain()
 			}
 			if s.nconns == 0 || time.Now().After(s.drainEnd) {
@@ -470,7 +474,7 @@ func (s *Server) accept() (ok, done bool) {
 	fd, errno := s.acceptConn()
 	if errno != 0 {
 		switch errno {
-		case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED:
+		case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED, unix.EINVAL: // EINVAL: shut down by Stop
 		case unix.EMFILE, unix.ENFILE:
 			s.pauseAccept(true)
 		default:

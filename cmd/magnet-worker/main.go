@@ -36,7 +36,9 @@ func main() {
 		Version:   version.String(),
 		ArgsUsage: " ",
 		Description: "Without --listen, fd 0 must be a listening socket (as lighttpd's bin-path and spawn-fcgi provide).\n" +
-			"SIGTERM, SIGINT and SIGUSR1 stop gracefully: the request in progress finishes first.",
+			"SIGTERM, SIGINT and SIGUSR1 stop gracefully: the request in progress finishes first.\n" +
+			"SIGUSR2 is the full stop magnetd sends when it stops: the listening socket is shut down for every process sharing it, and the worker answers the requests\n" +
+			"that arrive on its open connections until the web server closes them, up to --drain-timeout.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, Usage: "unix socket `PATH` or HOST:PORT (default: the socket on fd 0)"},
 			&cli.IntFlag{Name: "backlog", Value: 1024, Usage: "listen backlog for --listen"},
@@ -55,6 +57,7 @@ func main() {
 			&cli.StringFlag{Name: "output-buffer", Value: "64K", EnvVars: []string{"MAGNET_OUTPUT_BUFFER"}, Usage: "send a script's output to the client once `SIZE` of it is buffered (0: only when the script flushes)"},
 			&cli.DurationFlag{Name: "send-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_SEND_TIMEOUT"}, Usage: "drop a client that takes none of the response for this long"},
 			&cli.IntFlag{Name: "max-conns", EnvVars: []string{"MAGNET_MAX_CONNS"}, DefaultText: "1024, or less under RLIMIT_NOFILE", Usage: "hold at most `N` connections; at the cap stop accepting and leave new ones to the other workers"},
+			&cli.DurationFlag{Name: "drain-timeout", Value: 5 * time.Second, EnvVars: []string{"MAGNET_DRAIN_TIMEOUT"}, Usage: "on SIGUSR2 (magnetd's stop), wait at most this long for the web server to close its connections"},
 			&cli.IntFlag{Name: "max-requests", EnvVars: []string{"PHP_FCGI_MAX_REQUESTS"}, Usage: "exit gracefully after `N` requests (0: never)"},
 			&cli.DurationFlag{Name: "request-terminate-timeout", DefaultText: "--timeout + 5s", Usage: "end the worker when a request has run longer than `DURATION`, even inside C (0: never; under magnetd, magnetd kills it)"},
 			&cli.DurationFlag{Name: "slowlog-timeout", EnvVars: []string{"MAGNET_SLOWLOG_TIMEOUT"}, Usage: "log the Lua traceback of a request still running after `DURATION` (0: never), like PHP-FPM's request_slowlog_timeout"},
@@ -142,6 +145,7 @@ func run(ctx *cli.Context) error {
 		MaxConns:     ctx.Int("max-conns"),
 		Debug:        ctx.Bool("debug"),
 		MaxRequests:  ctx.Int("max-requests"),
+		DrainTimeout: ctx.Duration("drain-timeout"),
 		Timeout:      ctx.Duration("timeout"),
 		MemoryLimit:  memLimit,
 		MaxBody:      maxBody,
@@ -181,14 +185,18 @@ func run(ctx *cli.Context) error {
 
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
 		sig := <-sigs
 		log.Info("stopping gracefully", "signal", sig.String())
 		if slot != nil {
 			slot.Finishing()
 		}
-		srv.Shutdown()
+		if sig == syscall.SIGUSR2 {
+			srv.Stop()
+		} else {
+			srv.Shutdown()
+		}
 	}()
 
 	log.Info("serving", "listen", listenName(ctx.String("listen")))

@@ -48,6 +48,7 @@ type options struct {
 	requestTimeoutSet bool
 	maxRSS            uint64 // bytes; 0: none
 	drain             time.Duration
+	ownWorker         bool // the program is magnet-worker: it drains on SIGUSR2
 	logFile           string
 	logLevel          slog.Level
 	accessLog         string
@@ -291,6 +292,10 @@ func (o *options) program(c *cli.Context) error {
 		if o.pingPath != "" {
 			o.argv = append(o.argv, "--ping-path", o.pingPath)
 		}
+		// On stop, the workers wait for the web server to close its
+		// connections; they end themselves a little before the kill.
+		o.ownWorker = true
+		o.argv = append(o.argv, "--drain-timeout", (o.drain - min(o.drain/10, time.Second)).String())
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"syscall"
 
 	"github.com/magnet-fcgi/magnet/internal/daemon"
 	"github.com/magnet-fcgi/magnet/internal/socket"
@@ -50,6 +51,9 @@ func runPool(o *options, p poolConfig) error {
 				}
 			}
 		},
+	}
+	if o.ownWorker {
+		cfg.StopSignal = syscall.SIGUSR2 // magnet-worker's full stop
 	}
 	if o.chroot != "" && cfg.Dir == "" {
 		cfg.Dir = "/"

@@ -1,0 +1,58 @@
+package worker
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stop is the full stop, when no other worker will take this one's
+// connections over (magnetd is stopping: a host leaves its balancer). The
+// worker takes the connections already queued on the listening socket,
+// shuts the socket down so that new connections are refused at once (the
+// balancer moves on; nginx retries a refused connect even for a POST, as
+// nothing was sent), and answers every request that arrives on the
+// connections it holds. It closes none of them while the web server may be
+// writing on it: it waits for the web server to close them (nginx retires
+// upstream keep-alive connections after keepalive_requests and
+// keepalive_timeout), up to DrainTimeout, then returns from Serve.
+//
+// Shutdown is the stop of one worker among others that keep serving.
+// Stop is safe to call from any goroutine.
+func (s *Server) Stop() {
+	s.fullStop.Store(true)
+	s.Shutdown()
+}
+
+// beginFullStop starts Stop's drain in the loop's goroutine.
+func (s *Server) beginFullStop() {
+	s.listening = false
+	s.paused = false
+	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
+	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
+	// A connection the kernel has queued may already carry a request that
+	// the web server will not retry: take them all before the shutdown,
+	// which resets those left in the queue.
+	var queued []int
+	for {
+		fd, errno := s.acceptConn()
+		if errno == unix.EINTR || errno == unix.ECONNABORTED {
+			continue
+		}
+		if errno != 0 {
+			break
+		}
+		queued = append(queued, fd)
+	}
+	// The socket is shared with the other workers and magnetd: shutting it
+	// down refuses new connections for all of them, which closing this
+	// worker's descriptor would not.
+	if err := unix.Shutdown(s.listenFD, unix.SHUT_RD); err != nil && err != unix.EINVAL && err != unix.ENOTCONN {
+		s.log.Warn("shutting down the listening socket", "err", err)
+	}
+	for _, fd := range queued {
+		s.adopt(fd)
+	}
+	s.log.Info("stopping: waiting for the web server to close its connections",
+		"connections", s.nconns, "drain_timeout", s.cfg.DrainTimeout.String())
+}
