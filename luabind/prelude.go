@@ -42,15 +42,48 @@ function magnet.parse_cookies(s)
 	return t
 end
 
+-- multipart/form-data: fields and files parsed in Go (multipart.go), which
+-- streams the files to the upload directory; one flat list comes back.
+local multipart = rawget(magnet, "_multipart")
+rawset(magnet, "_multipart", nil)
+local function form(r)
+	local err = rawget(r, "_form_err")
+	if err then error(err, 0) end
+	local ct = r.content_type or ""
+	local post, files = {}, {}
+	if string.find(string.lower(ct), "multipart/form-data", 1, true) then
+		local l, e = multipart(ct, rawget(r, "_body"))
+		if not l then
+			rawset(r, "_form_err", "magnet.request: " .. e)
+			error("magnet.request: " .. e, 0)
+		end
+		local i, n = 1, #l
+		while i <= n do
+			if l[i] == "f" then
+				add(post, l[i + 1], l[i + 2])
+				i = i + 3
+			else
+				local k, old = l[i + 1], files[l[i + 1]]
+				local f = {filename = l[i + 2], content_type = l[i + 3],
+					size = tonumber(l[i + 4]), path = l[i + 5]}
+				if old == nil then files[k] = f
+				elseif old.path then files[k] = {old, f}
+				else old[#old + 1] = f end
+				i = i + 6
+			end
+		end
+	elseif string.find(ct, "application/x-www-form-urlencoded", 1, true) then
+		post = magnet.parse_query(r.body())
+	end
+	rawset(r, "post", post)
+	rawset(r, "files", files)
+	return post, files
+end
+
 local lazy = {
 	get = function(r) return magnet.parse_query(r.query) end,
-	post = function(r)
-		local ct = r.content_type or ""
-		if string.find(ct, "application/x-www-form-urlencoded", 1, true) then
-			return magnet.parse_query(r.body())
-		end
-		return {}
-	end,
+	post = function(r) local p = form(r) return p end,
+	files = function(r) local _, f = form(r) return f end,
 	cookies = function(r) return magnet.parse_cookies(r.params.HTTP_COOKIE) end,
 	headers = function(r)
 		local h = {}

@@ -33,6 +33,7 @@ type State struct {
 	flush    func(header, body []byte) error // the running request's writer
 	maxBody  int64                           // SetMaxBody; 0 = no limit
 	bodyRead int64                           // body bytes read by this run
+	up       uploads                         // magnet.request.files (multipart.go)
 }
 
 // Chunk is a compiled script held in the state's registry.
@@ -91,6 +92,7 @@ func NewState() (*State, error) {
 		return nil, errors.New("luabind: setting up the magnet API failed")
 	}
 	registerLibs(st)
+	registerUploads(st)
 	if err := st.DoString(prelude, "=magnet.prelude"); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("luabind: prelude: %w", err)
@@ -109,6 +111,7 @@ func (st *State) Close() {
 	}
 	st.lua.Close()
 	C.mg_free(st.s)
+	st.closeUploads()
 	st.s = nil
 	st.h.Delete()
 }
@@ -176,9 +179,13 @@ func (st *State) Run(c Chunk, r *Request) error {
 	st.s.sent = 0
 	st.s.flush_failed = 0
 	st.s.body_over = 0
+	st.up.lastErr = ""
 	rc := C.mg_run(st.s, c.fn, c.entry, params, index, C.int(len(r.Index)/4))
 	st.body = nil
 	st.flush = nil
+	if len(st.up.paths) > 0 {
+		st.removeUploads() // even when the script failed
+	}
 	if st.s.gc_errors != 0 {
 		st.logFinalizerErrors(c.name)
 	}
@@ -291,10 +298,18 @@ func magnetReadBody(h C.uintptr_t, buf *C.char, n C.int) (ret C.int) {
 		}
 	}()
 	st := cgo.Handle(h).Value().(*State)
-	if st.body == nil || n <= 0 {
+	if n <= 0 {
 		return 0
 	}
-	p := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	return C.int(st.readBody(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))))
+}
+
+// readBody reads the request body into p under the body limit: bytes
+// read, 0 at the end, -1 on an error, -2 once past the limit.
+func (st *State) readBody(p []byte) int {
+	if st.body == nil || len(p) == 0 {
+		return 0
+	}
 	if st.maxBody > 0 {
 		// read at most one byte past the limit, to see whether there is more
 		if room := st.maxBody - st.bodyRead + 1; room < int64(len(p)) {
@@ -308,7 +323,7 @@ func magnetReadBody(h C.uintptr_t, buf *C.char, n C.int) (ret C.int) {
 			if st.maxBody > 0 && st.bodyRead > st.maxBody {
 				return -2
 			}
-			return C.int(k)
+			return k
 		}
 		if err == io.EOF {
 			return 0

@@ -111,6 +111,9 @@ type Config struct {
 	Sandbox  *luabind.Sandbox
 	Reporter Reporter
 	Logger   *slog.Logger
+
+	// Uploads: where magnet.request.files puts uploaded files, and limits.
+	Uploads luabind.Uploads
 }
 
 // Server is one worker's accept loop.
@@ -207,6 +210,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	st.SetMaxBody(cfg.MaxBody)
 	st.SetOutputBuffer(cfg.OutputBuffer)
+	st.SetUploads(cfg.Uploads)
 	if cfg.Scripts.Logger == nil {
 		cfg.Scripts.Logger = cfg.Logger
 	}

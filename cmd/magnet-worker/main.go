@@ -54,6 +54,9 @@ func main() {
 			&cli.DurationFlag{Name: "idle-timeout", Value: worker.DefaultIdleTimeout, EnvVars: []string{"MAGNET_IDLE_TIMEOUT"}, Usage: "close a keep-alive connection with no request for this long (0: never)"},
 			&cli.DurationFlag{Name: "read-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_READ_TIMEOUT"}, Usage: "drop a connection whose request params take longer than this to arrive, or whose body stops arriving for this long"},
 			&cli.StringFlag{Name: "max-body", Value: "8M", EnvVars: []string{"MAGNET_MAX_BODY"}, Usage: "answer 413 to a request body over `SIZE` (bytes, or with K, M or G; 0: no limit); a script reading past it gets an error"},
+			&cli.StringFlag{Name: "upload-dir", EnvVars: []string{"MAGNET_UPLOAD_DIR"}, DefaultText: "$TMPDIR/magnet-uploads-PID", Usage: "put the files of multipart uploads (magnet.request.files) in `DIR` while their request runs"},
+			&cli.StringFlag{Name: "max-upload", Value: "8M", EnvVars: []string{"MAGNET_MAX_UPLOAD"}, Usage: "the files uploaded by one request may total `SIZE` (0: no limit but --max-body); more is an error to the script and a 413"},
+			&cli.IntFlag{Name: "max-files", Value: luabind.DefaultMaxFiles, EnvVars: []string{"MAGNET_MAX_FILES"}, Usage: "one request may upload `N` files; more is an error to the script"},
 			&cli.StringFlag{Name: "output-buffer", Value: "64K", EnvVars: []string{"MAGNET_OUTPUT_BUFFER"}, Usage: "send a script's output to the client once `SIZE` of it is buffered (0: only when the script flushes)"},
 			&cli.DurationFlag{Name: "send-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_SEND_TIMEOUT"}, Usage: "drop a client that takes none of the response for this long"},
 			&cli.IntFlag{Name: "max-conns", EnvVars: []string{"MAGNET_MAX_CONNS"}, DefaultText: "1024, or less under RLIMIT_NOFILE", Usage: "hold at most `N` connections; at the cap stop accepting and leave new ones to the other workers"},
@@ -152,6 +155,9 @@ func run(ctx *cli.Context) error {
 		OutputBuffer: int(outBuf),
 		BusyPoll:     ctx.Duration("busy-poll"),
 		Logger:       log,
+	}
+	if cfg.Uploads, err = uploadsFlags(ctx); err != nil {
+		return err
 	}
 	cfg.Init = ctx.String("init")
 	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")
