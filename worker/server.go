@@ -208,6 +208,10 @@ func New(cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("magnet.shared: %w", err)
 	}
+	if err := registerSQL(st); err != nil {
+		st.Close()
+		return nil, err
+	}
 	st.SetMaxBody(cfg.MaxBody)
 	st.SetOutputBuffer(cfg.OutputBuffer)
 	st.SetUploads(cfg.Uploads)

@@ -79,7 +79,8 @@ func TestImportRules(t *testing.T) {
 		"protocol":            {},
 		"luabind":             {},
 		"scripts":             {"luabind"},
-		"worker":              {"protocol", "scripts", "luabind", "internal/shdict"}, // binds magnet.shared
+		"worker":              {"protocol", "scripts", "luabind", "internal/shdict", "sqlbind"}, // binds magnet.shared, luasql
+		"sqlbind":             {"luabind"},                                                      // luasql on database/sql, outside the leaf
 		"supervisor":          {"internal/socket"},
 		"internal/socket":     {},
 		"internal/scoreboard": {},
@@ -127,10 +128,13 @@ func TestBinaries(t *testing.T) {
 	magnetd := deps(t, "cmd/magnetd", "CGO_ENABLED=0")
 	for _, p := range magnetd {
 		switch l := local(p); {
-		case l == "luabind" || l == "scripts" || l == "worker":
+		case l == "luabind" || l == "scripts" || l == "worker" || l == "sqlbind":
 			t.Errorf("magnetd links %s, which runs Lua", l)
 		case p == "runtime/cgo" || strings.Contains(p, "golua"):
 			t.Errorf("magnetd links %s, which needs cgo", p)
+		case strings.HasPrefix(p, "github.com/go-sql-driver/") || strings.HasPrefix(p, "github.com/jackc/") ||
+			strings.HasPrefix(p, "github.com/mattn/go-sqlite3"):
+			t.Errorf("magnetd links %s, a database driver only scripts use", p)
 		}
 	}
 	worker := deps(t, "cmd/magnet-worker")

@@ -1,0 +1,193 @@
+-- LuaSQL's objects over the Go functions in __luasql (sqlbind.go). An
+-- object is a table holding its handle under a private key, and a
+-- newproxy whose finalizer closes the handle when the object is collected.
+local G = __luasql
+__luasql = nil
+local newproxy, setmetatable, select, type, error, unpack, rawget =
+	newproxy, setmetatable, select, type, error, unpack, rawget
+local find = string.find
+
+local H, P, NAMES, DRV = {}, {}, {}, {}
+
+local null = setmetatable({}, {
+	__tostring = function() return "luasql.null" end,
+	__newindex = function() error("luasql.null is read-only", 2) end,
+	__metatable = false,
+})
+
+local function new(meta, h)
+	local o = { [H] = h }
+	if newproxy then
+		local p = newproxy(true)
+		getmetatable(p).__gc = function() G.close(h) end
+		o[P] = p
+	end
+	return setmetatable(o, meta)
+end
+
+local function check(self, what)
+	local h = type(self) == "table" and rawget(self, H)
+	if not h then
+		error("bad argument #1 (LuaSQL: " .. what .. " expected, got " .. type(self) .. ")", 3)
+	end
+	return h
+end
+
+-- nonull turns luasql.null arguments into nil.
+local function nonull(n, ...)
+	if n == 0 then return end
+	if n > 8 then
+		local t = { ... }
+		for i = 1, n do
+			if t[i] == null then t[i] = nil end
+		end
+		return unpack(t, 1, n)
+	end
+	for i = 1, n do
+		if select(i, ...) == null then
+			local t = { ... }
+			for j = i, n do
+				if t[j] == null then t[j] = nil end
+			end
+			return unpack(t, 1, n)
+		end
+	end
+	return ...
+end
+
+local Cursor, CursorN, Statement, Conn, Env = {}, {}, {}, {}, {}
+local protected = "LuaSQL: you're not allowed to get this metatable"
+
+local function result(meta, a, b)
+	if b == true then return new(meta, a) end
+	return a, b
+end
+
+-- Connections
+
+function Conn:execute(sql, ...)
+	local h = check(self, "connection")
+	return result(rawget(self, DRV), G.execute(h, sql, nonull(select("#", ...), ...)))
+end
+
+function Conn:prepare(sql)
+	local h = check(self, "connection")
+	local s, err = G.prepare(h, sql)
+	if not s then return nil, err end
+	local o = new({ __index = Statement, __metatable = protected }, s)
+	o[DRV] = rawget(self, DRV)
+	return o
+end
+
+function Conn:commit() return G.commit(check(self, "connection")) end
+function Conn:rollback() return G.rollback(check(self, "connection")) end
+function Conn:setautocommit(on) return G.setautocommit(check(self, "connection"), on) end
+function Conn:escape(s) return G.escape(check(self, "connection"), s) end
+function Conn:close() return G.close(check(self, "connection")) end
+
+function Statement:execute(...)
+	local h = check(self, "statement")
+	return result(rawget(self, DRV), G.run(h, nonull(select("#", ...), ...)))
+end
+function Statement:close() return G.close(check(self, "statement")) end
+
+-- Cursors
+
+local function direct(...)
+	if select("#", ...) == 0 then return nil end
+	return ...
+end
+
+local function fill(self, t, mode, ...)
+	local n = select("#", ...)
+	if n == 0 then return nil end
+	if mode == "n" or find(mode, "n", 1, true) then
+		for i = 1, n do
+			local v = select(i, ...)
+			if v == nil then v = null end
+			t[i] = v
+		end
+	end
+	if mode ~= "n" and find(mode, "a", 1, true) then
+		local names = rawget(self, NAMES)
+		if not names then
+			names = G.colnames(rawget(self, H))
+			self[NAMES] = names
+		end
+		for i = 1, n do
+			t[names[i]] = (select(i, ...))
+		end
+	end
+	return t
+end
+
+function Cursor:fetch(t, mode)
+	local h = check(self, "cursor")
+	if t == nil then return direct(G.fetch(h)) end
+	if type(t) ~= "table" then
+		error("bad argument #1 to 'fetch' (table expected, got " .. type(t) .. ")", 2)
+	end
+	if mode == nil then
+		mode = "n"
+	elseif type(mode) ~= "string" then
+		error("bad argument #2 to 'fetch' (string expected, got " .. type(mode) .. ")", 2)
+	end
+	return fill(self, t, mode, G.fetch(h))
+end
+
+function Cursor:getcolnames() return G.colnames(check(self, "cursor")) end
+function Cursor:getcoltypes() return G.coltypes(check(self, "cursor")) end
+function Cursor:close() return G.close(check(self, "cursor")) end
+
+-- MySQL's and PostgreSQL's cursors have numrows, SQLite's does not.
+for k, v in pairs(Cursor) do CursorN[k] = v end
+function CursorN:numrows() return G.numrows(check(self, "cursor")) end
+
+local cursorMeta = {
+	mysql = { __index = CursorN, __metatable = protected },
+	postgres = { __index = CursorN, __metatable = protected },
+	sqlite3 = { __index = Cursor, __metatable = protected },
+}
+
+-- Environments
+
+local connMeta = { __index = Conn, __metatable = protected }
+
+function Env:connect(...)
+	local e = type(self) == "table" and rawget(self, H)
+	if not e then
+		error("bad argument #1 (LuaSQL: environment expected, got " .. type(self) .. ")", 2)
+	end
+	if e.closed then error("LuaSQL: environment is closed", 2) end
+	local h, err = G.connect(e.driver, ...)
+	if not h then return nil, err end
+	local o = new(connMeta, h)
+	o[DRV] = cursorMeta[e.driver]
+	return o
+end
+
+function Env:close()
+	local e = type(self) == "table" and rawget(self, H)
+	if not e then
+		error("bad argument #1 (LuaSQL: environment expected, got " .. type(self) .. ")", 2)
+	end
+	if e.closed then return false end
+	e.closed = true
+	return true
+end
+
+local envMeta = { __index = Env, __metatable = protected }
+
+local luasql = {
+	null = null,
+	_COPYRIGHT = "magnet's LuaSQL on Go's database/sql",
+	_DESCRIPTION = "LuaSQL's API for MySQL/MariaDB, PostgreSQL and SQLite3",
+	_VERSION = "LuaSQL 2.6 (magnet)",
+}
+for _, d in ipairs({ "mysql", "postgres", "sqlite3" }) do
+	luasql[d] = function()
+		return setmetatable({ [H] = { driver = d } }, envMeta)
+	end
+	package.preload["luasql." .. d] = function() return luasql end
+end
+_G.luasql = luasql

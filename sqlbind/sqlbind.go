@@ -1,0 +1,374 @@
+package sqlbind
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/magnet-fcgi/magnet/luabind"
+)
+
+// DefaultTimeout bounds a database call made when the run has no time
+// limit (--timeout 0, or set-up code), so that a hung server never holds a
+// worker for good.
+const DefaultTimeout = 30 * time.Second
+
+//go:embed luasql.lua
+var luasqlSrc string
+
+// Register installs the global luasql and the luasql.* modules in st.
+func Register(st *luabind.State) error {
+	b := &binding{objs: map[int]any{}}
+	t := "__luasql"
+	st.Register(t, "connect", b.connect)
+	st.Register(t, "execute", b.execute)
+	st.Register(t, "prepare", b.prepare)
+	st.Register(t, "run", b.run)
+	st.Register(t, "commit", b.commit)
+	st.Register(t, "rollback", b.rollback)
+	st.Register(t, "setautocommit", b.setAutocommit)
+	st.Register(t, "escape", b.escape)
+	st.Register(t, "close", b.close)
+	st.Register(t, "fetch", b.fetch)
+	st.Register(t, "colnames", b.colnames)
+	st.Register(t, "coltypes", b.coltypes)
+	st.Register(t, "numrows", b.numrows)
+	if err := st.DoString(luasqlSrc, "=luasql"); err != nil {
+		return fmt.Errorf("luasql: %w", err)
+	}
+	return nil
+}
+
+// binding is one state's table of open objects. Handles are never reused,
+// so a closed object's handle finds nothing.
+type binding struct {
+	objs map[int]any
+	next int
+}
+
+// conn is a connection object: a pool of one database connection, and
+// the transaction open while autocommit is off.
+type conn struct {
+	drv        *driverInfo
+	db         *sql.DB
+	tx         *sql.Tx
+	txCancel   context.CancelFunc
+	autocommit bool
+	stmts      map[int]*stmt
+}
+
+type stmt struct {
+	c     *conn
+	h     int
+	s     *sql.Stmt
+	query bool // returns rows
+}
+
+func (b *binding) add(o any) int {
+	b.next++
+	b.objs[b.next] = o
+	return b.next
+}
+
+// handle reads argument 1, the handle of an object of type T (what names
+// it in errors). A closed object is a Lua error, as in LuaSQL.
+func handle[T any](b *binding, c *luabind.Call, what string) (T, int, error) {
+	var zero T
+	if c.ArgType(1) != luabind.TypeNumber {
+		return zero, 0, c.ArgError(1, "LuaSQL: "+what+" expected")
+	}
+	h := int(c.ArgNumber(1))
+	o, ok := b.objs[h]
+	if !ok {
+		return zero, 0, fmt.Errorf("LuaSQL: %s is closed", what)
+	}
+	v, ok := o.(T)
+	if !ok {
+		return zero, 0, c.ArgError(1, "LuaSQL: "+what+" expected")
+	}
+	return v, h, nil
+}
+
+// ctx bounds one database call by the time left to the request.
+func ctx(c *luabind.Call) (context.Context, context.CancelFunc) {
+	d, ok := c.Remaining()
+	if !ok {
+		d = DefaultTimeout
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// connect(driver, source, user, password, host, port) -> handle | nil, err
+func (b *binding) connect(c *luabind.Call) (int, error) {
+	name, err := c.CheckString(1)
+	if err != nil {
+		return 0, err
+	}
+	drv := drivers[name]
+	if drv == nil {
+		return 0, c.ArgError(1, "unknown driver "+name)
+	}
+	var a [5]string
+	for i := range a {
+		if a[i], err = c.OptString(i+2, ""); err != nil {
+			return 0, err
+		}
+	}
+	db, err := drv.open(a[0], a[1], a[2], a[3], a[4])
+	if err == nil {
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		x, cancel := ctx(c)
+		err = db.PingContext(x)
+		cancel()
+		if err != nil {
+			db.Close()
+		}
+	}
+	if err != nil {
+		return c.Fail(fmt.Errorf("LuaSQL: error connecting to database. %s: %w", drv.title, err))
+	}
+	c.PushNumber(float64(b.add(&conn{drv: drv, db: db, autocommit: true, stmts: map[int]*stmt{}})))
+	return 1, nil
+}
+
+// begin opens the transaction of a connection whose autocommit is off.
+// The transaction's own context ends only with it (a transaction may span
+// requests), so the BEGIN is bounded by a timer instead.
+func (cn *conn) begin(c *luabind.Call) error {
+	if cn.autocommit || cn.tx != nil {
+		return nil
+	}
+	d, ok := c.Remaining()
+	if !ok {
+		d = DefaultTimeout
+	}
+	x, cancel := context.WithCancel(context.Background())
+	t := time.AfterFunc(d, cancel)
+	tx, err := cn.db.BeginTx(x, nil)
+	if !t.Stop() && err == nil {
+		tx.Rollback()
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		cancel()
+		return err
+	}
+	cn.tx, cn.txCancel = tx, cancel
+	return nil
+}
+
+// end commits or rolls back the open transaction, if any.
+func (cn *conn) end(commit bool) error {
+	if cn.tx == nil {
+		return nil
+	}
+	var err error
+	if commit {
+		err = cn.tx.Commit()
+	} else {
+		err = cn.tx.Rollback()
+	}
+	cn.txCancel()
+	cn.tx, cn.txCancel = nil, nil
+	return err
+}
+
+// execute(conn, sql, args...) -> cursor, true | count | nil, err
+func (b *binding) execute(c *luabind.Call) (int, error) {
+	cn, _, err := handle[*conn](b, c, "connection")
+	if err != nil {
+		return 0, err
+	}
+	q, err := c.CheckString(2)
+	if err != nil {
+		return 0, err
+	}
+	args, err := readArgs(c, 3)
+	if err != nil {
+		return 0, err
+	}
+	return b.do(c, cn, nil, q, isQuery(q), args)
+}
+
+// do runs a statement (s, or the text q) with args and gives its result.
+func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query bool, args []any) (int, error) {
+	err := cn.begin(c)
+	if err != nil {
+		return c.Fail(b.queryErr(cn, err))
+	}
+	x, cancel := ctx(c)
+	defer cancel()
+	if s != nil && cn.tx != nil {
+		s = cn.tx.StmtContext(x, s)
+	}
+	if query {
+		var rows *sql.Rows
+		switch {
+		case s != nil:
+			rows, err = s.QueryContext(x, args...)
+		case cn.tx != nil:
+			rows, err = cn.tx.QueryContext(x, q, args...)
+		default:
+			rows, err = cn.db.QueryContext(x, q, args...)
+		}
+		if err != nil {
+			return c.Fail(b.queryErr(cn, err))
+		}
+		cur, err := readRows(rows)
+		if err != nil {
+			return c.Fail(b.queryErr(cn, err))
+		}
+		if cur == nil { // a statement without columns
+			c.PushNumber(0)
+			return 1, nil
+		}
+		c.PushNumber(float64(b.add(cur)))
+		c.PushBool(true)
+		return 2, nil
+	}
+	var res sql.Result
+	switch {
+	case s != nil:
+		res, err = s.ExecContext(x, args...)
+	case cn.tx != nil:
+		res, err = cn.tx.ExecContext(x, q, args...)
+	default:
+		res, err = cn.db.ExecContext(x, q, args...)
+	}
+	if err != nil {
+		return c.Fail(b.queryErr(cn, err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		n = 0
+	}
+	c.PushNumber(float64(n))
+	return 1, nil
+}
+
+func (b *binding) queryErr(cn *conn, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errors.New("the request's time limit passed")
+	}
+	return fmt.Errorf("LuaSQL: error executing query. %s: %w", cn.drv.title, err)
+}
+
+// prepare(conn, sql) -> stmt | nil, err
+func (b *binding) prepare(c *luabind.Call) (int, error) {
+	cn, _, err := handle[*conn](b, c, "connection")
+	if err != nil {
+		return 0, err
+	}
+	q, err := c.CheckString(2)
+	if err != nil {
+		return 0, err
+	}
+	x, cancel := ctx(c)
+	defer cancel()
+	s, err := cn.db.PrepareContext(x, q)
+	if err != nil {
+		return c.Fail(b.queryErr(cn, err))
+	}
+	st := &stmt{c: cn, s: s, query: isQuery(q)}
+	st.h = b.add(st)
+	cn.stmts[st.h] = st
+	c.PushNumber(float64(st.h))
+	return 1, nil
+}
+
+// run(stmt, args...) -> as execute
+func (b *binding) run(c *luabind.Call) (int, error) {
+	st, _, err := handle[*stmt](b, c, "statement")
+	if err != nil {
+		return 0, err
+	}
+	args, err := readArgs(c, 2)
+	if err != nil {
+		return 0, err
+	}
+	return b.do(c, st.c, st.s, "", st.query, args)
+}
+
+// commit(conn) -> true | false, err
+func (b *binding) commit(c *luabind.Call) (int, error) { return b.finish(c, true) }
+
+// rollback(conn) -> true | false, err
+func (b *binding) rollback(c *luabind.Call) (int, error) { return b.finish(c, false) }
+
+func (b *binding) finish(c *luabind.Call, commit bool) (int, error) {
+	cn, _, err := handle[*conn](b, c, "connection")
+	if err != nil {
+		return 0, err
+	}
+	if err := cn.end(commit); err != nil {
+		c.PushBool(false)
+		c.PushString(b.queryErr(cn, err).Error())
+		return 2, nil
+	}
+	c.PushBool(true)
+	return 1, nil
+}
+
+// setautocommit(conn, on) -> true | false, err. Turning it on commits the
+// open transaction, as MySQL does.
+func (b *binding) setAutocommit(c *luabind.Call) (int, error) {
+	cn, _, err := handle[*conn](b, c, "connection")
+	if err != nil {
+		return 0, err
+	}
+	on := c.Bool(2)
+	if on && cn.tx != nil {
+		cn.autocommit = true
+		return b.finish(c, true)
+	}
+	cn.autocommit = on
+	c.PushBool(true)
+	return 1, nil
+}
+
+// escape(conn, s) -> s quoted for a string literal of the driver's SQL
+func (b *binding) escape(c *luabind.Call) (int, error) {
+	cn, _, err := handle[*conn](b, c, "connection")
+	if err != nil {
+		return 0, err
+	}
+	s, err := c.CheckString(2)
+	if err != nil {
+		return 0, err
+	}
+	c.PushString(cn.drv.escape(s))
+	return 1, nil
+}
+
+// close(handle) -> true | false (already closed). A connection's open
+// transaction is rolled back, its statements closed.
+func (b *binding) close(c *luabind.Call) (int, error) {
+	if c.ArgType(1) != luabind.TypeNumber {
+		return 0, c.ArgError(1, "LuaSQL: object expected")
+	}
+	h := int(c.ArgNumber(1))
+	o, ok := b.objs[h]
+	if !ok {
+		c.PushBool(false)
+		return 1, nil
+	}
+	delete(b.objs, h)
+	switch o := o.(type) {
+	case *conn:
+		o.end(false)
+		for sh, s := range o.stmts {
+			s.s.Close()
+			delete(b.objs, sh)
+		}
+		o.db.Close()
+	case *stmt:
+		o.s.Close()
+		delete(o.c.stmts, h)
+	}
+	c.PushBool(true)
+	return 1, nil
+}

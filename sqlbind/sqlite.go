@@ -1,0 +1,19 @@
+package sqlbind
+
+import (
+	"database/sql"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3" // SQLite, compiled into the worker
+)
+
+// openSQLite: source is the database file (created when missing) or
+// ":memory:". Several workers share a file, so a writer waits up to 5s
+// for another's lock instead of failing at once (SQLITE_BUSY).
+func openSQLite(source, _, _, _, _ string) (*sql.DB, error) {
+	sep := "?"
+	if strings.Contains(source, "?") {
+		sep = "&"
+	}
+	return sql.Open("sqlite3", source+sep+"_busy_timeout=5000")
+}
