@@ -14,7 +14,7 @@ local con = assert(env:connect(unpack(T.connect)))
 
 -- row counts and errors
 con:execute("DROP TABLE IF EXISTS t")
-eq(con:execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, f REAL, s VARCHAR(20), b VARCHAR(20))"), 0, "create")
+eq(con:execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n BIGINT, f REAL, s VARCHAR(20), b VARCHAR(20))"), 0, "create")
 eq(con:execute("INSERT INTO t VALUES (1, 10, 1.5, 'one', NULL)"), 1, "insert")
 eq(con:execute("INSERT INTO t VALUES (2, -3, 2.25, 'two', 'x'), (3, 9007199254740992, 0.5, 'it''s', NULL)"), 2, "insert 2")
 eq(con:execute("UPDATE t SET b = 'y' WHERE id >= 2"), 2, "update")
