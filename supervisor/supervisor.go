@@ -73,6 +73,15 @@ type Config struct {
 	// a Board.
 	RequestTimeout time.Duration
 
+	// Handoff gives each worker a channel to the master over which idle
+	// connections move between workers (handoff.go): a stopping worker
+	// hands its connections to the live ones instead of closing them.
+	Handoff bool
+	// HandoffAfter, with Handoff and a Board, is how long a worker may be
+	// inside one request before it is asked to hand its idle connections
+	// to idle workers; 0: never.
+	HandoffAfter time.Duration
+
 	// OS starts and signals the workers and keeps the time; nil is the
 	// real operating system.
 	OS OS
@@ -128,6 +137,7 @@ type proc struct {
 	started  time.Time
 	retiring bool
 	killed   bool // by the watchdog
+	ho       procHandoff
 }
 
 type poolSlot struct {
@@ -155,6 +165,7 @@ type Supervisor struct {
 	procs map[int]*proc
 
 	pool     []poolSlot
+	hand     handoffState
 	gen      int
 	stopping bool
 	stopAt   time.Time
@@ -234,6 +245,7 @@ func (s *Supervisor) Run() error {
 	if s.watchdogOn() {
 		s.scheduleWatchdog()
 	}
+	s.scheduleHandoff()
 	if s.cfg.StartTimeout > 0 {
 		s.checkStart()
 	} else {
@@ -313,6 +325,7 @@ func (s *Supervisor) startSlot(i int) error {
 		return err
 	}
 	ps.pid = p.pid
+	s.flushPending()
 	return nil
 }
 
@@ -509,6 +522,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 		s.cfg.Stopping()
 	}
 	s.log.Info("stopping workers", "count", len(all), "timeout", s.cfg.DrainTimeout)
+	s.flushPending() // closes what no worker will take
 	for _, p := range all {
 		s.mu.Lock()
 		p.retiring = true

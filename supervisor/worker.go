@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -27,6 +28,18 @@ func (s *Supervisor) spawn(i int) (*proc, error) {
 		ExtraFiles: s.cfg.ExtraFiles,
 	}
 	p := &proc{index: i, slot: slot, gen: s.gen}
+	var child *os.File
+	if s.cfg.Handoff {
+		conn, f, err := handoffPair()
+		if err != nil {
+			return nil, err
+		}
+		child = f
+		defer child.Close() // the worker has its copy once started
+		p.ho.conn = conn
+		spec.Env = append(spec.Env[:len(spec.Env):len(spec.Env)], handoffEnv(3+len(spec.ExtraFiles)))
+		spec.ExtraFiles = append(spec.ExtraFiles[:len(spec.ExtraFiles):len(spec.ExtraFiles)], child)
+	}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		attrs := []any{"index", i, "slot", slot, "generation", s.gen, "path", spec.Path, "argv", spec.Argv, "dir", spec.Dir}
 		if spec.Chroot != "" {
@@ -44,9 +57,15 @@ func (s *Supervisor) spawn(i int) (*proc, error) {
 	// run on the loop's goroutine.
 	pid, out, err := s.os.Start(spec, func(e Exit) { s.exited <- exitEvent{p: p, exit: e} })
 	if err != nil {
+		if p.ho.conn != nil {
+			p.ho.conn.Close()
+		}
 		return nil, err
 	}
 	p.pid, p.started = pid, s.os.Now()
+	if p.ho.conn != nil {
+		go s.readHandoff(p)
+	}
 	s.mu.Lock()
 	s.procs[p.pid] = p
 	s.mu.Unlock()

@@ -150,7 +150,19 @@ func (s *Server) handle(c *conn) {
 	} else {
 		s.req.Params = params
 		s.req.Index = s.index
-		err := s.st.Run(chunk, &s.req)
+		var err error
+		if h := s.ho; h != nil {
+			// While the script runs, magnetd may have this worker's other
+			// idle connections taken over (handoff.go).
+			h.cur = c.fd
+			h.own.Unlock()
+			err = s.st.Run(chunk, &s.req)
+			h.own.Lock()
+			h.cur = -1
+			s.settleMoved()
+		} else {
+			err = s.st.Run(chunk, &s.req)
+		}
 		switch {
 		case c.closed:
 			// a flush found the client gone: nothing more to send
@@ -176,7 +188,7 @@ func (s *Server) handle(c *conn) {
 		// the web server no longer wants the answer; END_REQUEST only
 		out = protocol.AppendEndRequest(out[:0], id, 0, protocol.StatusRequestComplete)
 	}
-	keep := c.pc.KeepConn() && (!s.stopping.Load() || s.fullStop.Load())
+	keep := c.pc.KeepConn() && (!s.stopping.Load() || s.fullStop.Load() || s.handingOver())
 	ok := !c.closed && s.write(c, out)
 	s.wd.end()
 	s.noteScripts()

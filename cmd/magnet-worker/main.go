@@ -179,6 +179,12 @@ func run(ctx *cli.Context) error {
 		return err
 	}
 	cfg.Special = specialPages(ctx.String("status-path"), ctx.String("ping-path"), slot)
+	if v := os.Getenv("MAGNET_HANDOFF"); v != "" {
+		// magnetd's hand-off channel: connections move between workers.
+		if cfg.HandoffFD, err = strconv.Atoi(v); err != nil || cfg.HandoffFD <= 0 {
+			return fmt.Errorf("MAGNET_HANDOFF=%q: want a file descriptor", v)
+		}
+	}
 
 	if cfg.Shared, err = sharedDicts(ctx.StringSlice("shared"), fd, log); err != nil {
 		return err

@@ -56,6 +56,9 @@ func startFronts(o *options, cfg *supervisor.Config, log *slog.Logger) (*fronts,
 		// look as if it never started.
 		reports := filepath.Base(cfg.Path) == "magnet-worker"
 		cfg.Board = poolBoard{board: board, reports: reports}
+		// magnet-worker takes and gives connections over the hand-off
+		// channel; another program would never read its end.
+		cfg.Handoff = reports
 		if !reports {
 			// Another program reports no request on the board: nothing for
 			// the watchdog to watch.
@@ -273,6 +276,10 @@ func (b poolBoard) Request(slot, pid int) (supervisor.Request, bool) {
 
 // Terminated counts the kill on the status page.
 func (b poolBoard) Terminated(int) { b.board.AddWatchdogKill() }
+
+// Holding is how many connections the worker in slot holds, for the
+// balance of connections between workers.
+func (b poolBoard) Holding(slot int) int { return b.board.Holding(slot) }
 
 // Exited frees the slot unless a newer worker already took it.
 func (b poolBoard) Exited(slot, pid int) {

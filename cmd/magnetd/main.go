@@ -147,6 +147,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Category: catPool, Name: "slowlog", DefaultText: "the log", Usage: "workers append their slow log entries to `FILE` (sets MAGNET_SLOWLOG)"},
 		&cli.StringSliceFlag{Category: catPool, Name: "shared", Usage: "a dictionary of `NAME=SIZE` (e.g. sessions=64M) that every worker's scripts share as magnet.shared.NAME (repeatable); it survives worker restarts and reloads, not a stop"},
 		&cli.DurationFlag{Category: catPool, Name: "drain-timeout", Value: 30 * time.Second, Usage: "`DURATION` old workers may take to finish requests on reload and stop before SIGKILL"},
+		&cli.DurationFlag{Category: catPool, Name: "handoff-after", Value: 10 * time.Millisecond, Usage: "a worker inside one request for `DURATION` hands its idle keep-alive connections to idle workers (0: never)"},
 		&cli.StringFlag{Category: catPool, Name: "log-file", Usage: "log to `PATH` instead of stderr (reopened on SIGUSR1)"},
 		&cli.StringFlag{Category: catPool, Name: "log-level", Value: "info", Usage: "`LEVEL`: debug, info, warn or error"},
 		&cli.StringFlag{Category: catPool, Name: "access-log", Usage: "write an access log of the --http front to `PATH`"},

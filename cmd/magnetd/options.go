@@ -48,6 +48,7 @@ type options struct {
 	requestTimeoutSet bool
 	maxRSS            uint64 // bytes; 0: none
 	drain             time.Duration
+	handoffAfter      time.Duration
 	ownWorker         bool // the program is magnet-worker: it drains on SIGUSR2
 	logFile           string
 	logLevel          slog.Level
@@ -87,6 +88,7 @@ func parseOptions(c *cli.Context) (*options, error) {
 		dir:              c.String("chdir"),
 		maxRequests:      c.Int("max-requests"),
 		drain:            c.Duration("drain-timeout"),
+		handoffAfter:     c.Duration("handoff-after"),
 		logFile:          c.String("log-file"),
 		accessLog:        c.String("access-log"),
 		statusListen:     c.String("status-listen"),
@@ -139,6 +141,8 @@ func parseOptions(c *cli.Context) (*options, error) {
 		return nil, errors.New("--max-requests must not be negative")
 	case o.drain <= 0:
 		return nil, errors.New("--drain-timeout must be positive")
+	case o.handoffAfter < 0:
+		return nil, errors.New("--handoff-after must not be negative")
 	case o.httpAddr != "" && o.docroot == "":
 		return nil, errors.New("--http needs --docroot")
 	case o.accessLog != "" && o.httpAddr == "":

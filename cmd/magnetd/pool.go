@@ -40,6 +40,7 @@ func runPool(o *options, p poolConfig) error {
 		Workers:        p.workers,
 		DrainTimeout:   o.drain,
 		RequestTimeout: o.requestTimeout,
+		HandoffAfter:   o.handoffAfter,
 		Socket:         sock,
 		Logger:         log,
 		Ready:          p.ready,

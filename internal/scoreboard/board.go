@@ -100,6 +100,11 @@ func (b *Board) Close() error {
 	return nil
 }
 
+// Holding is how many connections the worker in slot i holds now.
+func (b *Board) Holding(i int) int {
+	return int(atomic.LoadUint64(&b.slot(i)[sHolding]))
+}
+
 // slot returns the words of slot i.
 func (b *Board) slot(i int) []uint64 {
 	if i < 0 || i >= b.n {

@@ -87,12 +87,13 @@ const (
 	sURILen
 	sScriptLen
 	sUserLen
-	sMethod // methodBytes bytes
-	sURI    = sMethod + methodBytes/8
-	sScript = sURI + uriBytes/8
-	sUser   = sScript + scriptBytes/8
-	sConns  = sUser + userBytes/8 // connsWords counts (Conns), each stored on its own, atomically
-	sEnd    = sConns + connsWords
+	sMethod  // methodBytes bytes
+	sURI     = sMethod + methodBytes/8
+	sScript  = sURI + uriBytes/8
+	sUser    = sScript + scriptBytes/8
+	sConns   = sUser + userBytes/8 // connsWords counts (Conns), each stored on its own, atomically
+	sHolding = sConns + connsWords // connections the worker holds now (atomic; a gauge)
+	sEnd     = sHolding + 1
 )
 
 // Compile-time checks that the fields fit their areas.

@@ -205,6 +205,12 @@ func (s *Slot) StatChecked(n int) {
 	atomic.StoreUint64(&s.w[sConns+5], s.conns.StatChecked)
 }
 
+// Holding records how many connections the worker holds now, for the
+// master's balance of connections between workers (a gauge).
+func (s *Slot) Holding(n int) {
+	atomic.StoreUint64(&s.w[sHolding], uint64(max(n, 0)))
+}
+
 func (s *Slot) count(v *uint64, word int) {
 	*v++
 	atomic.StoreUint64(&s.w[sConns+word], *v)

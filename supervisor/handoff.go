@@ -1,0 +1,348 @@
+package supervisor
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Hand-off: with Config.Handoff each worker gets one end of a
+// SOCK_SEQPACKET socketpair (named by MAGNET_HANDOFF) and the master keeps
+// the other. A worker sends the idle connections it gives up as
+// SCM_RIGHTS; the master, which knows which workers live, which generation
+// is current and, from the Board, which are idle and how many connections
+// each holds, relays each to the worker that should serve it. The master
+// never reads or writes a connection. The protocol is the worker's
+// (worker/handoff.go): one byte per message.
+//
+//   - A stopping worker (recycle, reload, a SIGTERM of its own) says it
+//     leaves; the master acknowledges and sends it nothing more, and the
+//     worker hands over every idle connection. With no worker to take them
+//     yet (one worker, recycling), the master holds them until the next
+//     worker starts; only a full stop closes them.
+//   - Head-of-line: a worker inside one request for HandoffAfter while
+//     another is idle is asked to release its idle connections; a helper
+//     thread of the worker sends them while the script runs.
+//   - Balance: a worker holding more than its share while another holds
+//     less is asked to give the difference.
+const (
+	msgConns   = 'F'
+	msgLeaving = 'L'
+	msgAck     = 'A'
+	msgRelease = 'R'
+	msgBalance = 'B'
+)
+
+// HandoffEnv names the worker's end of the hand-off channel.
+const HandoffEnv = "MAGNET_HANDOFF"
+
+const (
+	maxHandoffFDs = 64
+	// sendWait bounds a relay's wait for room in a worker's socket.
+	sendWait = 100 * time.Millisecond
+	// balanceQuiet is how long the balance waits after asking a worker
+	// to give connections, so that the board shows the result.
+	balanceQuiet = 30 * time.Millisecond
+)
+
+// Holder is implemented by a Board that shows how many connections each
+// worker holds; the balance needs it.
+type Holder interface {
+	Holding(slot int) int
+}
+
+// procHandoff is a worker's hand-off state, owned by Run's loop.
+type procHandoff struct {
+	conn     *net.UnixConn
+	leaving  bool      // it said it stops: send it nothing more
+	released time.Time // the request start it was asked to release for
+	holding  int       // connections it holds, as the relay estimates
+}
+
+// handoffState is the pool's hand-off state, owned by Run's loop.
+type handoffState struct {
+	pending   []int // connections waiting for a worker to take them
+	balanceAt time.Time
+	ticking   bool
+}
+
+// handoffPair makes the socketpair for one worker: the master's end and
+// the worker's file.
+func handoffPair() (*net.UnixConn, *os.File, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	mf := os.NewFile(uintptr(fds[0]), "handoff")
+	c, err := net.FileConn(mf)
+	mf.Close()
+	if err != nil {
+		syscall.Close(fds[1])
+		return nil, nil, err
+	}
+	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "handoff-worker"), nil
+}
+
+// handoffEnv is the variable naming the worker's end at fd.
+func handoffEnv(fd int) string { return HandoffEnv + "=" + strconv.Itoa(fd) }
+
+// readHandoff reads worker p's messages until it exits, and passes them to
+// Run's loop.
+func (s *Supervisor) readHandoff(p *proc) {
+	c := p.ho.conn
+	defer c.Close()
+	buf := make([]byte, 8)
+	oob := make([]byte, syscall.CmsgSpace(4*maxHandoffFDs))
+	for {
+		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil || (n == 0 && oobn == 0) {
+			return
+		}
+		fds := parseRights(oob[:oobn])
+		if n == 0 {
+			closeFDs(fds)
+			continue
+		}
+		switch buf[0] {
+		case msgConns:
+			if len(fds) > 0 {
+				s.postOr(func() { s.relay(p, fds) }, func() { closeFDs(fds) })
+			}
+		case msgLeaving:
+			closeFDs(fds)
+			s.post(func() { s.leaving(p) })
+		default:
+			closeFDs(fds)
+		}
+	}
+}
+
+// postOr runs f in Run's loop, or orElse when Run has returned.
+func (s *Supervisor) postOr(f, orElse func()) {
+	select {
+	case s.events <- f:
+	case <-s.done:
+		orElse()
+	}
+}
+
+func parseRights(oob []byte) []int {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for i := range msgs {
+		if r, err := syscall.ParseUnixRights(&msgs[i]); err == nil {
+			fds = append(fds, r...)
+		}
+	}
+	for _, fd := range fds {
+		syscall.CloseOnExec(fd)
+	}
+	return fds
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+}
+
+// leaving records that p stops and acknowledges it; the second byte tells
+// it whether any worker will take its connections.
+func (s *Supervisor) leaving(p *proc) {
+	p.ho.leaving = true
+	full := byte(0)
+	if s.stopping {
+		full = 1
+	}
+	s.sendTo(p, []byte{msgAck, full}, nil)
+}
+
+// takers are the workers that may receive connections: the current
+// generation's, not stopping.
+func (s *Supervisor) takers(except *proc) []*proc {
+	var out []*proc
+	for _, p := range s.procs {
+		if p != except && p.gen == s.gen && !p.retiring && p.ho.conn != nil && !p.ho.leaving {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// relay gives the connections fds, handed over by from, to the other
+// workers: each to the one holding the fewest, idle ones first.
+func (s *Supervisor) relay(from *proc, fds []int) {
+	if s.stopping {
+		// A full stop: nobody will take them.
+		closeFDs(fds)
+		return
+	}
+	to := s.takers(from)
+	if len(to) == 0 {
+		s.hand.pending = append(s.hand.pending, fds...)
+		return
+	}
+	holder, _ := s.cfg.Board.(Holder)
+	busy := make(map[*proc]bool, len(to))
+	for _, p := range to {
+		if holder != nil {
+			p.ho.holding = holder.Holding(p.slot)
+		}
+		if s.cfg.Board != nil {
+			_, busy[p] = s.cfg.Board.Request(p.slot, p.pid)
+		}
+	}
+	groups := make(map[*proc][]int, len(to))
+	for _, fd := range fds {
+		var best *proc
+		for _, p := range to {
+			if best == nil || less(p, best, busy) {
+				best = p
+			}
+		}
+		best.ho.holding++
+		groups[best] = append(groups[best], fd)
+	}
+	for p, g := range groups {
+		if err := s.sendTo(p, []byte{msgConns}, g); err != nil {
+			s.log.Warn("handing connections to a worker failed; holding them", "pid", p.pid, "err", err)
+			s.hand.pending = append(s.hand.pending, g...)
+			continue
+		}
+		closeFDs(g)
+	}
+}
+
+// less orders the workers that may take a connection: idle before busy,
+// then by the connections they hold.
+func less(a, b *proc, busy map[*proc]bool) bool {
+	if busy[a] != busy[b] {
+		return !busy[a]
+	}
+	return a.ho.holding < b.ho.holding
+}
+
+// sendTo sends one message with fds to worker p.
+func (s *Supervisor) sendTo(p *proc, msg []byte, fds []int) error {
+	c := p.ho.conn
+	if c == nil {
+		return os.ErrClosed
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = syscall.UnixRights(fds...)
+	}
+	c.SetWriteDeadline(time.Now().Add(sendWait))
+	_, _, err := c.WriteMsgUnix(msg, oob, nil)
+	return err
+}
+
+// flushPending relays the connections held for want of a worker.
+func (s *Supervisor) flushPending() {
+	if len(s.hand.pending) == 0 {
+		return
+	}
+	if s.stopping {
+		closeFDs(s.hand.pending)
+		s.hand.pending = nil
+		return
+	}
+	if len(s.takers(nil)) == 0 {
+		return
+	}
+	fds := s.hand.pending
+	s.hand.pending = nil
+	for len(fds) > 0 {
+		k := min(len(fds), maxHandoffFDs)
+		s.relay(nil, fds[:k:k])
+		fds = fds[k:]
+	}
+}
+
+// handoffTick is the periodic check for head-of-line blocking and balance;
+// it only reads the board.
+func (s *Supervisor) handoffTick() {
+	if s.stopping {
+		s.flushPending()
+		s.hand.ticking = false
+		return
+	}
+	s.flushPending()
+	b := s.cfg.Board
+	to := s.takers(nil)
+	if b != nil && len(to) > 1 {
+		now := s.os.Now()
+		holder, _ := b.(Holder)
+		idle := 0
+		starts := make(map[*proc]time.Time, len(to))
+		for _, p := range to {
+			if holder != nil {
+				p.ho.holding = holder.Holding(p.slot)
+			}
+			if r, busy := b.Request(p.slot, p.pid); busy {
+				starts[p] = r.Start
+			} else {
+				idle++
+			}
+		}
+		if after := s.cfg.HandoffAfter; after > 0 && idle > 0 {
+			for p, start := range starts {
+				if now.Sub(start) >= after && p.ho.holding > 1 && !p.ho.released.Equal(start) {
+					p.ho.released = start
+					s.sendTo(p, []byte{msgRelease}, nil)
+				}
+			}
+		}
+		if holder != nil && now.After(s.hand.balanceAt) {
+			s.balance(to, starts, now)
+		}
+	}
+	s.scheduleHandoff()
+}
+
+// balance asks the worker holding the most connections to give some when
+// it holds more than its share and another holds less.
+func (s *Supervisor) balance(to []*proc, busy map[*proc]time.Time, now time.Time) {
+	total := 0
+	var hi, lo *proc
+	for _, p := range to {
+		total += p.ho.holding
+		if hi == nil || p.ho.holding > hi.ho.holding {
+			hi = p
+		}
+		if lo == nil || p.ho.holding < lo.ho.holding {
+			lo = p
+		}
+	}
+	floor, ceil := total/len(to), (total+len(to)-1)/len(to)
+	if hi.ho.holding <= ceil || lo.ho.holding >= floor {
+		return
+	}
+	// The relay gives each to the worker holding the fewest.
+	give := min(hi.ho.holding-ceil, 255)
+	s.hand.balanceAt = now.Add(balanceQuiet)
+	s.sendTo(hi, []byte{msgBalance, byte(give)}, nil)
+}
+
+// handoffEvery is the period of handoffTick.
+func (s *Supervisor) handoffEvery() time.Duration {
+	d := 10 * time.Millisecond
+	if a := s.cfg.HandoffAfter; a > 0 {
+		d = min(d, max(a/2, 2*time.Millisecond))
+	}
+	return d
+}
+
+func (s *Supervisor) scheduleHandoff() {
+	if !s.cfg.Handoff || s.stopping {
+		s.hand.ticking = false
+		return
+	}
+	s.hand.ticking = true
+	s.os.AfterFunc(s.handoffEvery(), func() { s.post(s.handoffTick) })
+}
