@@ -79,8 +79,9 @@ func TestImportRules(t *testing.T) {
 		"protocol":            {},
 		"luabind":             {},
 		"scripts":             {"luabind"},
-		"worker":              {"protocol", "scripts", "luabind", "internal/shdict", "sqlbind"}, // binds magnet.shared, luasql
-		"sqlbind":             {"luabind"},                                                      // luasql on database/sql, outside the leaf
+		"worker":              {"protocol", "scripts", "luabind", "internal/shdict", "sqlbind", "redisbind"}, // binds magnet.shared, luasql, magnet.redis
+		"sqlbind":             {"luabind"},                                                                   // luasql on database/sql, outside the leaf
+		"redisbind":           {"luabind"},                                                                   // magnet.redis on go-redis, outside the leaf
 		"supervisor":          {"internal/socket"},
 		"internal/socket":     {},
 		"internal/scoreboard": {},
@@ -128,13 +129,15 @@ func TestBinaries(t *testing.T) {
 	magnetd := deps(t, "cmd/magnetd", "CGO_ENABLED=0")
 	for _, p := range magnetd {
 		switch l := local(p); {
-		case l == "luabind" || l == "scripts" || l == "worker" || l == "sqlbind":
+		case l == "luabind" || l == "scripts" || l == "worker" || l == "sqlbind" || l == "redisbind":
 			t.Errorf("magnetd links %s, which runs Lua", l)
 		case p == "runtime/cgo" || strings.Contains(p, "golua"):
 			t.Errorf("magnetd links %s, which needs cgo", p)
 		case strings.HasPrefix(p, "github.com/go-sql-driver/") || strings.HasPrefix(p, "github.com/jackc/") ||
 			strings.HasPrefix(p, "github.com/mattn/go-sqlite3"):
 			t.Errorf("magnetd links %s, a database driver only scripts use", p)
+		case strings.HasPrefix(p, "github.com/redis/"):
+			t.Errorf("magnetd links %s, the Redis client only scripts use", p)
 		}
 	}
 	worker := deps(t, "cmd/magnet-worker")
