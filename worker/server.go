@@ -114,6 +114,11 @@ type Config struct {
 
 	// Uploads: where magnet.request.files puts uploaded files, and limits.
 	Uploads luabind.Uploads
+
+	// HandoffFD, when not 0, is this worker's end of magnetd's hand-off
+	// channel: idle connections move to and from other workers over it
+	// (handoff.go).
+	HandoffFD int
 }
 
 // Server is one worker's accept loop.
@@ -138,6 +143,8 @@ type Server struct {
 	requests int
 	stopping atomic.Bool
 	fullStop atomic.Bool // Stop: no other worker takes over (drain.go)
+	ho       *handoff    // magnetd's hand-off channel; nil without (handoff.go)
+	holdRep  HoldReporter
 	wd       watchdog
 	drainEnd time.Time
 
@@ -245,6 +252,11 @@ func New(cfg Config) (*Server, error) {
 	s.wd.on = cfg.RequestTimeout > 0 || cfg.MaxRSS > 0 || cfg.SlowLogTimeout > 0
 	s.wd.slow = cfg.SlowLogTimeout > 0
 	s.connRep, _ = cfg.Reporter.(ConnReporter)
+	s.holdRep, _ = cfg.Reporter.(HoldReporter)
+	if s.ho, err = openHandoff(cfg.HandoffFD); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("hand-off channel: %w", err)
+	}
 	s.epoch = time.Now()
 	s.sweepEvery = sweepInterval(cfg.IdleTimeout, cfg.ReadTimeout)
 	s.nextSweep = s.sweepEvery
@@ -309,6 +321,10 @@ func (s *Server) Close() {
 	}
 	unix.Close(s.epfd)
 	unix.Close(s.evfd)
+	if s.ho != nil {
+		s.ho.rc.Close()
+		unix.Close(s.ho.fd)
+	}
 	s.cache.Close()
 	s.st.Close()
 }
@@ -320,15 +336,22 @@ func (s *Server) Serve() error {
 	defer runtime.UnlockOSThread()
 	s.bindCache()
 	defer s.startWatchdog()()
+	defer s.startHandoff()()
 	for {
 		timeout := s.waitMS
 		if s.stopping.Load() {
 			if s.listening && s.fullStop.Load() {
 				s.beginFullStop()
+			} else if s.listening && s.ho != nil && !s.ho.broken {
+				s.beginHandoff()
 			} else if s.listening {
 				s.beginDrain()
 			}
-			if s.nconns == 0 || time.Now().After(s.drainEnd) {
+			if s.ho != nil && s.ho.leaving {
+				if s.drainHandoff() || time.Now().After(s.drainEnd) {
+					return nil
+				}
+			} else if s.nconns == 0 || time.Now().After(s.drainEnd) {
 				return nil
 			}
 			timeout = 100
@@ -359,6 +382,7 @@ func (s *Server) Serve() error {
 			case fd == s.evfd:
 				var b [8]byte
 				unix.Read(s.evfd, b[:])
+				s.handoffEvents()
 			case fd == s.listenFD:
 				if !accepted && s.listening && !s.paused && !s.stopping.Load() {
 					s.acceptBatch()
@@ -546,6 +570,7 @@ func (s *Server) newConn(fd int) *conn {
 	}
 	s.conns[fd] = c
 	s.nconns++
+	s.noteHolding()
 	return c
 }
 
@@ -557,6 +582,7 @@ func (s *Server) closeConn(c *conn) {
 	unix.Close(c.fd) // also leaves the epoll set
 	s.conns[c.fd] = nil
 	s.nconns--
+	s.noteHolding()
 	if len(s.free) < 64 {
 		s.free = append(s.free, c)
 	}
