@@ -19,10 +19,13 @@ func (s *Supervisor) checkStart() {
 			(s.cfg.Board == nil || s.cfg.Board.Attached(p.slot)) {
 			ready++
 		}
+		if s.cfg.Board != nil && s.cfg.Board.Served(p.slot) > 0 {
+			s.served = true
+		}
 	}
 	late := now.Sub(s.start) >= s.cfg.StartTimeout
 	switch {
-	case ready == s.cfg.Workers:
+	case ready == s.cfg.Workers || s.served:
 		s.ready()
 		return
 	case ready > 0 && late:

@@ -147,3 +147,18 @@ func TestStartFailsHung(t *testing.T) {
 		t.Errorf("Run returned %v with %v, Ready called %d times; want an error and no Ready", p.ended, p.err, *readies)
 	}
 }
+
+// TestStartRecycledBeforeReady: workers recycled (exit 0 after serving)
+// faster than ReadyDelay have proved the pool serves: the start succeeds.
+func TestStartRecycledBeforeReady(t *testing.T) {
+	p, readies := startCheck(t, 1, "")
+	for range 20 {
+		p.board.attach(5, p.last())
+		p.advance(100 * time.Millisecond)
+		p.exit(p.last(), 0)
+		p.advance(readyPoll)
+	}
+	if *readies != 1 || p.returned() {
+		t.Fatalf("Ready called %d times, Run returned %v (%v)", *readies, p.ended, p.err)
+	}
+}

@@ -171,6 +171,7 @@ type Supervisor struct {
 	stopAt   time.Time
 	start    time.Time
 	started  bool  // the first generation got ready (or no check was asked)
+	served   bool  // some worker has served a request
 	startErr error // why the first generation never got ready
 
 	outMu    sync.Mutex
@@ -371,6 +372,11 @@ func (s *Supervisor) reap(ev exitEvent) {
 	// (PHP_FCGI_MAX_REQUESTS, --max-rss); one the watchdog killed after
 	// serving requests was stuck, not crashing at start. Neither backs off.
 	recycled := (clean || p.killed) && served > 0
+	if served > 0 {
+		// A worker that served a request proved the pool can serve, even
+		// if it was recycled before it counted as ready.
+		s.served = true
+	}
 	if p.killed {
 		attrs = append(attrs, "reason", "request terminate timeout")
 	}
