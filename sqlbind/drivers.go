@@ -2,6 +2,8 @@ package sqlbind
 
 import (
 	"database/sql"
+	"io"
+	"log"
 	"net"
 	"os"
 	"strings"
@@ -24,6 +26,10 @@ var drivers = map[string]*driverInfo{
 	"postgres": {title: "PostgreSQL", open: openPostgres, escape: escapeQuotes},
 	"sqlite3":  {title: "SQLite3", open: openSQLite, escape: escapeQuotes},
 }
+
+// The driver's logger would print to the worker's stderr what scripts get
+// as errors anyway ("closing bad idle connection" after a restart).
+func init() { mysql.SetLogger(log.New(io.Discard, "", 0)) }
 
 // mysqlSocket is where Debian's MariaDB and MySQL listen; like libmysql,
 // host "localhost" (or none) without a port means this socket.

@@ -1,0 +1,136 @@
+package sqlbind
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
+)
+
+// server is what the reconnect tests do to a database server.
+type server interface {
+	Stop()
+	Start() error
+	Pid() int
+}
+
+// keep is a script that keeps its connection in _G, as lua-magnet scripts
+// do, and selects through it.
+const keep = `
+if not _G.KEEP then
+	_G.KEEP = assert(luasql[DRIVER]():connect(unpack(ARGS)))
+end
+local cur, err = KEEP:execute("SELECT 41 + 1")
+if not cur then print("error: " .. err) return end
+print(cur:fetch())
+cur:close()
+`
+
+func reconnect(t *testing.T, srv server, setup string) {
+	st := newState(t)
+	run(t, st, "/setup.lua", setup)
+	if out := run(t, st, "/keep.lua", keep); out != "42" {
+		t.Fatalf("before the restart: %q", out)
+	}
+	srv.Stop()
+	if out := run(t, st, "/keep.lua", keep); !strings.HasPrefix(out, "error: LuaSQL: error executing query.") {
+		t.Errorf("server down: %q, want nil, err", out)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The next statement reconnects by itself.
+	if out := run(t, st, "/keep.lua", keep); out != "42" {
+		t.Fatalf("after the restart: %q", out)
+	}
+
+	// Inside a transaction the lost connection is an error, and the
+	// transaction's end reports it; the statement after that reconnects.
+	run(t, st, "/tx.lua", `assert(KEEP:setautocommit(false)); assert(KEEP:execute("SELECT 1"))`)
+	srv.Stop()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, st, "/keep.lua", keep); !strings.HasPrefix(out, "error: LuaSQL: error executing query.") {
+		t.Errorf("inside a transaction after a restart: %q, want nil, err", out)
+	}
+	run(t, st, "/tx.lua", `KEEP:rollback(); assert(KEEP:setautocommit(true))`)
+	if out := run(t, st, "/keep.lua", keep); out != "42" {
+		t.Fatalf("after the transaction: %q", out)
+	}
+}
+
+func TestMariaDBReconnect(t *testing.T) {
+	m := needMariaDB(t)
+	reconnect(t, m, `_G.DRIVER = "mysql"; _G.ARGS = {`+mariaArgs(m, m.Database)+`}`)
+}
+
+func TestPostgresReconnect(t *testing.T) {
+	p := needPostgres(t)
+	reconnect(t, p, `_G.DRIVER = "postgres"; _G.ARGS = {`+pgArgs(p, p.Database)+`}`)
+}
+
+// stopped: a query against a server that stops answering (SIGSTOP) ends
+// within the request's time limit, as nil, err; once the server answers
+// again so does the connection.
+func stopped(t *testing.T, srv server, setup string) {
+	st := newState(t)
+	run(t, st, "/setup.lua", setup)
+	if out := run(t, st, "/keep.lua", keep); out != "42" {
+		t.Fatalf("before: %q", out)
+	}
+	const limit = 2 * time.Second
+	st.SetTimeout(limit)
+	defer st.SetTimeout(0)
+	signal(t, srv, syscall.SIGSTOP)
+	start := time.Now()
+	out, err := try(st, "/keep.lua", keep)
+	took := time.Since(start)
+	signal(t, srv, syscall.SIGCONT)
+	if err != nil {
+		t.Fatalf("stopped server: %v", err)
+	}
+	if !strings.Contains(out, "time limit") {
+		t.Errorf("stopped server: %q, want nil and the time limit's error", out)
+	}
+	if took > limit+time.Second {
+		t.Errorf("the query took %v, over the time limit of %v", took, limit)
+	}
+	// A connection of its own, and one to set up: connect is bounded too.
+	signal(t, srv, syscall.SIGSTOP)
+	start = time.Now()
+	out, err = try(st, "/connect.lua", `local c, err = luasql[DRIVER]():connect(unpack(ARGS)) print(tostring(c), err)`)
+	took = time.Since(start)
+	signal(t, srv, syscall.SIGCONT)
+	if err != nil || !strings.HasPrefix(out, "nil") {
+		t.Errorf("connect to a stopped server: %q, %v", out, err)
+	}
+	if took > limit+time.Second {
+		t.Errorf("connect took %v, over the time limit of %v", took, limit)
+	}
+	if out := run(t, st, "/keep.lua", keep); out != "42" {
+		t.Fatalf("after SIGCONT: %q", out)
+	}
+}
+
+// signal signals the server and its processes (PostgreSQL's backends).
+func signal(t *testing.T, srv server, sig syscall.Signal) {
+	t.Helper()
+	for _, pid := range append([]int{srv.Pid()}, testutil.Children(srv.Pid(), "")...) {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestMariaDBStopped(t *testing.T) {
+	m := needMariaDB(t)
+	stopped(t, m, `_G.DRIVER = "mysql"; _G.ARGS = {`+mariaArgs(m, m.Database)+`}`)
+}
+
+func TestPostgresStopped(t *testing.T) {
+	p := needPostgres(t)
+	stopped(t, p, `_G.DRIVER = "postgres"; _G.ARGS = {`+pgArgs(p, p.Database)+`}`)
+}
