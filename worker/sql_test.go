@@ -1,0 +1,180 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
+	"github.com/magnet-fcgi/magnet/protocol"
+)
+
+func startMariaDB(t *testing.T) *testutil.MariaDB {
+	t.Helper()
+	m, err := testutil.StartMariaDB()
+	if errors.Is(err, testutil.ErrNoServer) {
+		testutil.Missing(t, "MariaDB", "mariadb-server", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// sqlGet asks for script on c and returns the response's status and body.
+func sqlGet(c *protocol.Client, script string, params []protocol.Pair) (int, string, error) {
+	p := append([]protocol.Pair{{Name: "SCRIPT_FILENAME", Value: script}, {Name: "REQUEST_METHOD", Value: "GET"}}, params...)
+	resp, err := c.Do(&protocol.Request{KeepConn: true, Params: p})
+	if err != nil {
+		return 0, "", err
+	}
+	code, _, body, err := protocol.ParseCGI(resp.Stdout)
+	return code, string(body), err
+}
+
+func comSelect(t *testing.T, m *testutil.MariaDB) int {
+	t.Helper()
+	out, err := m.Query("SHOW GLOBAL STATUS LIKE 'Com_select'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	var n int
+	if _, err := fmt.Sscan(out, &name, &n); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	return n
+}
+
+// TestSQLMySQLCache runs the seed's mysqlcache.lua, unmodified, on two
+// workers against a MariaDB of the test's own: 1,000 requests open one
+// connection per worker and query at most once a second per worker; the
+// database restarted mid-run costs some requests a 500, then every
+// request succeeds again on the same workers.
+func TestSQLMySQLCache(t *testing.T) {
+	m := startMariaDB(t)
+	if _, err := m.Query("CREATE TABLE magnet.users (id INT PRIMARY KEY, name VARCHAR(50)); " +
+		"INSERT INTO magnet.users VALUES (1, 'ada'), (2, 'bob')"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("..", "examples", "mysqlcache.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := writeScript(t, dir, "mysqlcache.lua", string(src))
+	params := []protocol.Pair{{Name: "MYSQL_DATABASE", Value: m.Database}, {Name: "MYSQL_USER", Value: m.User},
+		{Name: "MYSQL_PASSWORD", Value: m.Password}, {Name: "MYSQL_HOST", Value: m.Socket}}
+	var clients []*protocol.Client
+	for range 2 {
+		sock, _ := startServer(t, Config{Scripts: scriptsIn(dir), Timeout: 10 * time.Second})
+		clients = append(clients, dial(t, sock), dial(t, sock))
+	}
+	const want = "<tr><td>1</td><td>ada</td></tr>\n<tr><td>2</td><td>bob</td></tr>"
+
+	selects := comSelect(t, m)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(clients))
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 / len(clients) {
+				code, body, err := sqlGet(c, script, params)
+				if err == nil && (code != 200 || !strings.Contains(body, want)) {
+					err = fmt.Errorf("status %d: %q", code, body)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	secs := int(time.Since(start)/time.Second) + 2
+	if n, err := m.Connections(); err != nil || n != 2 {
+		t.Errorf("the workers hold %d connections (%v), want 2", n, err)
+	}
+	// Our own count query is a SELECT too.
+	if n := comSelect(t, m) - selects; n > 2*secs+1 {
+		t.Errorf("%d queries for 1,000 requests in under %ds on 2 workers: the cache did not answer", n, secs)
+	}
+
+	// The database restarts while the load goes on.
+	var ok, failed, answered atomic.Int64
+	var stop atomic.Bool
+	errs = make(chan error, len(clients))
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				code, body, err := sqlGet(c, script, params)
+				switch {
+				case err != nil:
+					errs <- err
+					return
+				case code == 200 && strings.Contains(body, want):
+					ok.Add(1)
+				case code == 500:
+					failed.Add(1)
+				default:
+					errs <- fmt.Errorf("status %d: %q", code, body)
+					return
+				}
+				answered.Add(1)
+			}
+		}()
+	}
+	sqlWaitFor(t, "requests before the restart", func() bool { return ok.Load() > 50 })
+	m.Stop()
+	sqlWaitFor(t, "a request to fail while the database is down", func() bool { return failed.Load() > 0 })
+	if err := m.Start(); err != nil {
+		stop.Store(true)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	// Once a request has seen the database again, all succeed.
+	okAtRestart := ok.Load()
+	sqlWaitFor(t, "a request to succeed after the restart", func() bool { return ok.Load() > okAtRestart+int64(2*len(clients)) })
+	base, baseFailed := answered.Load(), failed.Load()
+	sqlWaitFor(t, "200 requests after the restart", func() bool { return answered.Load() > base+200 })
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := failed.Load() - baseFailed; n != 0 {
+		t.Errorf("%d requests failed after the database was back", n)
+	}
+	if n, err := m.Connections(); err != nil || n != 2 {
+		t.Errorf("after the restart the workers hold %d connections (%v), want 2", n, err)
+	}
+	t.Logf("restart: %d requests answered, %d failed with a 500", answered.Load(), failed.Load())
+}
+
+// sqlWaitFor polls cond until it holds, or fails the test after a minute.
+func sqlWaitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
