@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,5 +177,70 @@ func sqlWaitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sqlDo sends a request with a body and returns the status and the
+// response.
+func sqlDo(t *testing.T, c *protocol.Client, script, method, ctype, body string, extra ...protocol.Pair) (int, string) {
+	t.Helper()
+	params := append([]protocol.Pair{{Name: "SCRIPT_FILENAME", Value: script}, {Name: "REQUEST_METHOD", Value: method},
+		{Name: "CONTENT_TYPE", Value: ctype}, {Name: "CONTENT_LENGTH", Value: strconv.Itoa(len(body))}}, extra...)
+	resp, err := c.Do(&protocol.Request{KeepConn: true, Params: params, Body: strings.NewReader(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, _, err := protocol.ParseCGI(resp.Stdout)
+	if err != nil {
+		t.Fatalf("%v: %q", err, resp.Stdout)
+	}
+	return code, string(resp.Stdout)
+}
+
+// TestSQLGuestbook runs examples/guestbook.lua on SQLite: a post stored
+// through placeholders, a redirect after it, the entries escaped.
+func TestSQLGuestbook(t *testing.T) {
+	sock, _ := startServer(t, Config{})
+	script, _ := filepath.Abs("../examples/guestbook.lua")
+	c := dial(t, sock)
+	env := []protocol.Pair{{Name: "GUESTBOOK_DB", Value: filepath.Join(t.TempDir(), "gb.db")},
+		{Name: "SCRIPT_NAME", Value: "/guestbook.lua"}}
+	form := "application/x-www-form-urlencoded"
+	code, out := sqlDo(t, c, script, "POST", form, "name=%3Cscript%3EEve&message=x%27%29%3B+DROP+TABLE+entries%3B+--", env...)
+	if code != 303 || !strings.Contains(out, "Location: /guestbook.lua\r\n") {
+		t.Fatalf("post: %d %q", code, out)
+	}
+	if code, out := sqlDo(t, c, script, "POST", form, "name=&message=", env...); code != 400 {
+		t.Fatalf("empty post: %d %q", code, out)
+	}
+	code, out = sqlDo(t, c, script, "GET", "", "", env...)
+	if code != 200 || !strings.Contains(out, "<b>&lt;script&gt;Eve</b>") || !strings.Contains(out, "x&#39;); DROP TABLE entries; --</p>") {
+		t.Fatalf("page: %d %q", code, out)
+	}
+}
+
+// TestSQLNotesAPI runs examples/notes-api.lua on PostgreSQL.
+func TestSQLNotesAPI(t *testing.T) {
+	p, err := testutil.StartPostgres()
+	if errors.Is(err, testutil.ErrNoServer) {
+		testutil.Missing(t, "PostgreSQL", "postgresql", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	sock, _ := startServer(t, Config{Timeout: 10 * time.Second})
+	script, _ := filepath.Abs("../examples/notes-api.lua")
+	c := dial(t, sock)
+	dsn := protocol.Pair{Name: "NOTES_DSN", Value: fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s", p.Dir, p.Port, p.Database, p.User, p.Password)}
+	if code, out := sqlDo(t, c, script, "POST", "application/json", `{"text":"<b>hi</b>"}`, dsn); code != 201 || !strings.Contains(out, `{"id":1}`) {
+		t.Fatalf("post: %d %q", code, out)
+	}
+	if code, out := sqlDo(t, c, script, "POST", "application/json", `{"text":`, dsn); code != 400 {
+		t.Fatalf("bad post: %d %q", code, out)
+	}
+	if code, out := sqlDo(t, c, script, "GET", "", "", dsn); code != 200 || !strings.Contains(out, `{"notes":[{`) ||
+		!strings.Contains(out, `"id":1`) || !strings.Contains(out, `"text":"<b>hi<\/b>"`) {
+		t.Fatalf("list: %d %q", code, out)
 	}
 }
