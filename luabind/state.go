@@ -34,6 +34,7 @@ type State struct {
 	maxBody  int64                           // SetMaxBody; 0 = no limit
 	bodyRead int64                           // body bytes read by this run
 	up       uploads                         // magnet.request.files (multipart.go)
+	mods     modules                         // require's files (modules.go)
 }
 
 // Chunk is a compiled script held in the state's registry.
@@ -112,6 +113,7 @@ func (st *State) Close() {
 	st.lua.Close()
 	C.mg_free(st.s)
 	st.closeUploads()
+	st.closeModules()
 	st.s = nil
 	st.h.Delete()
 }

@@ -68,6 +68,10 @@ type Cache struct {
 	w       *watcher // nil: every script is checked with stat
 	log     *slog.Logger
 	warned  bool // the log said a script is not watched
+
+	mods       map[string]*module // files require loaded (modules.go)
+	modStat    int                // how many of them are checked by stat
+	modChanged bool               // one of them changed: reload before the next run
 }
 
 type entry struct {
@@ -134,6 +138,9 @@ func monotonic() int64 { return int64(time.Since(start)) }
 func (c *Cache) Lookup(path []byte) (luabind.Chunk, error) {
 	if c.w != nil && sigios() != c.w.seen {
 		c.readEvents()
+	}
+	if c.modChanged || c.modStat > 0 || c.st.ModulesLoaded() {
+		c.checkModules()
 	}
 	e := c.m[string(path)]
 	if e != nil && e.watched {

@@ -239,6 +239,7 @@ func (c *Cache) event(wd int32, mask uint32, name []byte) {
 		for _, e := range c.m {
 			c.drop(e)
 		}
+		c.modChanged = c.mods != nil
 		return
 	}
 	wt := c.w.wds[wd]
@@ -261,6 +262,9 @@ func (c *Cache) dropPaths(paths []string) {
 	for _, p := range paths {
 		if e := c.m[p]; e != nil {
 			c.drop(e)
+		}
+		if c.mods != nil {
+			c.moduleEvent(p)
 		}
 	}
 }

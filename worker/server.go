@@ -114,6 +114,9 @@ type Config struct {
 
 	// Uploads: where magnet.request.files puts uploaded files, and limits.
 	Uploads luabind.Uploads
+	// Modules: require's search path in front of each DocRoot's
+	// ?.lua and ?/init.lua (luabind.State.SetModules).
+	Modules luabind.Modules
 
 	// HandoffFD, when not 0, is this worker's end of magnetd's hand-off
 	// channel: idle connections move to and from other workers over it
@@ -226,6 +229,10 @@ func New(cfg Config) (*Server, error) {
 	st.SetMaxBody(cfg.MaxBody)
 	st.SetOutputBuffer(cfg.OutputBuffer)
 	st.SetUploads(cfg.Uploads)
+	if err := setModules(st, cfg); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if cfg.Scripts.Logger == nil {
 		cfg.Scripts.Logger = cfg.Logger
 	}

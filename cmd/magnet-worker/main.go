@@ -57,6 +57,8 @@ func main() {
 			&cli.StringFlag{Name: "upload-dir", EnvVars: []string{"MAGNET_UPLOAD_DIR"}, DefaultText: "$TMPDIR/magnet-uploads-PID", Usage: "put the files of multipart uploads (magnet.request.files) in `DIR` while their request runs"},
 			&cli.StringFlag{Name: "max-upload", Value: "8M", EnvVars: []string{"MAGNET_MAX_UPLOAD"}, Usage: "the files uploaded by one request may total `SIZE` (0: no limit but --max-body); more is an error to the script and a 413"},
 			&cli.IntFlag{Name: "max-files", Value: luabind.DefaultMaxFiles, EnvVars: []string{"MAGNET_MAX_FILES"}, Usage: "one request may upload `N` files; more is an error to the script"},
+			&cli.StringFlag{Name: "lua-path", EnvVars: []string{"MAGNET_LUA_PATH"}, Usage: "put `TEMPLATES` (\"/dir/?.lua;...\") in front of package.path, ahead of each --docroot's ?.lua and ?/init.lua"},
+			&cli.StringFlag{Name: "lua-cpath", EnvVars: []string{"MAGNET_LUA_CPATH"}, Usage: "put `TEMPLATES` (\"/dir/?.so;...\") in front of package.cpath"},
 			&cli.StringFlag{Name: "output-buffer", Value: "64K", EnvVars: []string{"MAGNET_OUTPUT_BUFFER"}, Usage: "send a script's output to the client once `SIZE` of it is buffered (0: only when the script flushes)"},
 			&cli.DurationFlag{Name: "send-timeout", Value: 30 * time.Second, EnvVars: []string{"MAGNET_SEND_TIMEOUT"}, Usage: "drop a client that takes none of the response for this long"},
 			&cli.IntFlag{Name: "max-conns", EnvVars: []string{"MAGNET_MAX_CONNS"}, DefaultText: "1024, or less under RLIMIT_NOFILE", Usage: "hold at most `N` connections; at the cap stop accepting and leave new ones to the other workers"},
@@ -159,6 +161,7 @@ func run(ctx *cli.Context) error {
 	if cfg.Uploads, err = uploadsFlags(ctx); err != nil {
 		return err
 	}
+	cfg.Modules = luabind.Modules{Path: ctx.String("lua-path"), CPath: ctx.String("lua-cpath")}
 	cfg.Init = ctx.String("init")
 	cfg.Scripts.DocRoots = ctx.StringSlice("docroot")
 	cfg.Scripts.Exts = ctx.StringSlice("ext")
