@@ -18,6 +18,7 @@ type Redis struct {
 	Socket string // the unix socket
 	Addr   string // host:port, or "" for the socket only
 	dir    string
+	wrap   []string
 	args   []string
 	cmd    *exec.Cmd
 	t      testing.TB
@@ -28,13 +29,20 @@ type Redis struct {
 // one). A missing redis-server skips the test, or fails it under CI=true.
 func StartRedis(t testing.TB, bind string, port int) *Redis {
 	t.Helper()
+	return StartRedisIn(t, nil, bind, port)
+}
+
+// StartRedisIn is StartRedis with the command run through wrap (a
+// NetLab host's In), so that bind is an address of that host.
+func StartRedisIn(t testing.TB, wrap []string, bind string, port int) *Redis {
+	t.Helper()
 	bin := LookPath(t, "redis-server", "redis-server")
 	dir, err := os.MkdirTemp("", "redis")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	r := &Redis{Socket: filepath.Join(dir, "redis.sock"), dir: dir, t: t}
+	r := &Redis{Socket: filepath.Join(dir, "redis.sock"), dir: dir, wrap: wrap, t: t}
 	r.args = []string{bin, "--dir", dir, "--unixsocket", r.Socket, "--unixsocketperm", "777",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
 		"--logfile", filepath.Join(dir, "redis.log")}
@@ -54,17 +62,14 @@ func StartRedis(t testing.TB, bind string, port int) *Redis {
 	return r
 }
 
-// Command is the redis-server command line, for running it elsewhere (in a
-// network namespace: prefix it with "ip netns exec NAME").
-func (r *Redis) Command() []string { return r.args }
-
 // Start starts the server again after Stop, and waits until it answers.
 func (r *Redis) Start() error {
 	if r.cmd != nil {
 		return fmt.Errorf("redis-server already running")
 	}
 	os.Remove(r.Socket)
-	cmd := exec.Command(r.args[0], r.args[1:]...)
+	argv := append(append([]string(nil), r.wrap...), r.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
