@@ -8,8 +8,11 @@
 // request body, io.read), request.c (params, os.getenv, magnet.request,
 // magnet.status and magnet.header), headers.c (the CGI header block),
 // errors.c (message handler, error text), gofunc.c (the trampoline to Go
-// functions), setup.c (set-up, the sandbox, making the magnet table) and run.c
-// (load, unload, the run, the time limit hook).
+// functions), setup.c (set-up, the sandbox, making the magnet table),
+// modules.c (package.path, and the file each module came from, for
+// reloading) and run.c (load, unload, the run, the time limit hook). The
+// multipart form behind magnet.request.post and .files is parsed in Go
+// (multipart.go), a Go function that reads the body itself.
 //
 // # Safety rules of the C side
 //
