@@ -2,6 +2,7 @@ package worker
 
 import (
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,11 +144,21 @@ func TestStatCheckedReported(t *testing.T) {
 	cfg.NoWatch = true
 	rep := &statCount{}
 	sock, _ := startServer(t, Config{Scripts: cfg, Reporter: rep})
-	slowGet(t, sock, a, "/a")
-	if got := rep.n.Load(); got != 1 {
-		t.Fatalf("stat checked %d after one script, want 1", got)
+	// The worker reports after it has answered: wait for the report.
+	reported := func(want int32) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for rep.n.Load() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("stat checked %d, want %d", rep.n.Load(), want)
+			}
+			runtime.Gosched()
+		}
 	}
+	slowGet(t, sock, a, "/a")
+	reported(1)
 	slowGet(t, sock, b, "/b")
+	reported(2)
 	calls := rep.calls.Load()
 	for range 10 {
 		slowGet(t, sock, a, "/a")
