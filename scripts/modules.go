@@ -1,6 +1,8 @@
 package scripts
 
 import (
+	"unsafe"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/magnet-fcgi/magnet/luabind"
@@ -15,8 +17,10 @@ import (
 
 // module is one module file Lookup checks.
 type module struct {
-	stat    string // luabind.StatID when loaded
-	watched bool   // inotify reports its changes
+	mtime   unix.Timespec // the file when loaded, for those checked by stat
+	size    int64
+	ino     uint64
+	watched bool // inotify reports its changes
 }
 
 // checkModules watches the modules loaded since the last Lookup and
@@ -30,7 +34,7 @@ func (c *Cache) checkModules() {
 		if _, ok := c.mods[m.File]; ok {
 			continue
 		}
-		e := &module{stat: m.Stat}
+		e := &module{}
 		if c.w != nil {
 			if err := c.w.add(m.File); err == nil {
 				e.watched = true
@@ -43,13 +47,18 @@ func (c *Cache) checkModules() {
 		}
 		c.mods[m.File] = e
 		// a change between its load and the watch
-		if m.Stat == "" || statID(m.File) != m.Stat {
+		if c.statString(m.File) != 0 || m.Stat == "" ||
+			luabind.StatID(c.stat.Mtim.Sec, c.stat.Mtim.Nsec, c.stat.Size, c.stat.Ino) != m.Stat {
 			c.modChanged = true
 		}
+		e.mtime, e.size, e.ino = c.stat.Mtim, c.stat.Size, c.stat.Ino
 	}
 	if !c.modChanged && c.modStat > 0 {
 		for file, e := range c.mods {
-			if !e.watched && statID(file) != e.stat {
+			if e.watched {
+				continue
+			}
+			if c.statString(file) != 0 || c.stat.Mtim != e.mtime || c.stat.Size != e.size || c.stat.Ino != e.ino {
 				c.modChanged = true
 				break
 			}
@@ -73,12 +82,9 @@ func (c *Cache) checkModules() {
 	c.log.Debug("a module changed: modules reload on their next require")
 }
 
-func statID(file string) string {
-	var st unix.Stat_t
-	if unix.Stat(file, &st) != nil {
-		return ""
-	}
-	return luabind.StatID(st.Mtim.Sec, st.Mtim.Nsec, st.Size, st.Ino)
+// statString stats file into c.stat without allocating.
+func (c *Cache) statString(file string) unix.Errno {
+	return c.statPath(unsafe.Slice(unsafe.StringData(file), len(file)))
 }
 
 // moduleEvent notes that path, if a module's file, changed.
