@@ -95,8 +95,8 @@ func stopped(t *testing.T, srv server, setup string) {
 	if !strings.Contains(out, "time limit") {
 		t.Errorf("stopped server: %q, want nil and the time limit's error", out)
 	}
-	if took > limit+time.Second {
-		t.Errorf("the query took %v, over the time limit of %v", took, limit)
+	if took > limit+5*time.Second {
+		t.Errorf("the query took %v, over the time limit of %v (and 5s for a loaded machine)", took, limit)
 	}
 	// A connection of its own, and one to set up: connect is bounded too.
 	signal(t, srv, syscall.SIGSTOP)
@@ -107,8 +107,8 @@ func stopped(t *testing.T, srv server, setup string) {
 	if err != nil || !strings.HasPrefix(out, "nil") {
 		t.Errorf("connect to a stopped server: %q, %v", out, err)
 	}
-	if took > limit+time.Second {
-		t.Errorf("connect took %v, over the time limit of %v", took, limit)
+	if took > limit+5*time.Second {
+		t.Errorf("connect took %v, over the time limit of %v (and 5s for a loaded machine)", took, limit)
 	}
 	if out := run(t, st, "/keep.lua", keep); out != "42" {
 		t.Fatalf("after SIGCONT: %q", out)
@@ -121,6 +121,11 @@ func signal(t *testing.T, srv server, sig syscall.Signal) {
 	for _, pid := range append([]int{srv.Pid()}, testutil.Children(srv.Pid(), "")...) {
 		if err := syscall.Kill(pid, sig); err != nil {
 			t.Fatal(err)
+		}
+		if sig == syscall.SIGSTOP {
+			if err := testutil.WaitStopped(pid, 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,6 +167,38 @@ func TestSQLMySQLCache(t *testing.T) {
 		t.Errorf("after the restart the workers hold %d connections (%v), want 2", n, err)
 	}
 	t.Logf("restart: %d requests answered, %d failed with a 500", answered.Load(), failed.Load())
+
+	// A database that stops answering costs the request in progress its
+	// time limit, not the worker: the next request is served.
+	const limit = 2 * time.Second
+	sock, _ := startServer(t, Config{Scripts: scriptsIn(dir), Timeout: limit})
+	c := dial(t, sock)
+	query := writeScript(t, dir, "query.lua", `
+if not _G.con then _G.con = assert(luasql.mysql():connect(os.getenv("MYSQL_DATABASE"), os.getenv("MYSQL_USER"),
+	os.getenv("MYSQL_PASSWORD"), os.getenv("MYSQL_HOST"))) end
+print("Content-Type: text/plain\r\n\r\n" .. assert(con:execute("SELECT COUNT(*) FROM users")):fetch())`)
+	if code, body, err := sqlGet(c, query, params); err != nil || code != 200 || body != "2" {
+		t.Fatalf("query: %d %q %v", code, body, err)
+	}
+	if err := syscall.Kill(m.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.WaitStopped(m.Pid(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	code, body, err := sqlGet(c, query, params)
+	took := time.Since(begin)
+	syscall.Kill(m.Pid(), syscall.SIGCONT)
+	if err != nil || code != 500 {
+		t.Errorf("query to a stopped database: %d %q %v, want a 500", code, body, err)
+	}
+	if took > limit+5*time.Second {
+		t.Errorf("the request took %v, over its time limit of %v (and 5s for a loaded machine)", took, limit)
+	}
+	if code, body, err := sqlGet(c, query, params); err != nil || code != 200 || body != "2" {
+		t.Fatalf("after SIGCONT: %d %q %v", code, body, err)
+	}
 }
 
 // sqlWaitFor polls cond until it holds, or fails the test after a minute.

@@ -1,0 +1,48 @@
+package sqlbind
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/magnet-fcgi/magnet/luabind"
+)
+
+// benchSQLite runs src once per iteration against a SQLite file of 1,000
+// rows indexed by k, as a request would, over a connection kept in _G.
+func benchSQLite(b *testing.B, src string) {
+	st := newState(b)
+	db := luaQuote(filepath.Join(b.TempDir(), "bench.db"))
+	run(b, st, "/setup.lua", `_G.C = assert(luasql.sqlite3():connect(`+db+`))
+		assert(C:execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER, name TEXT)"))
+		assert(C:execute("CREATE INDEX tk ON t (k)"))
+		assert(C:setautocommit(false))
+		for i = 0, 999 do assert(C:execute("INSERT INTO t (k, name) VALUES (?, ?)", math.floor(i / 10), "name " .. i)) end
+		assert(C:commit()) assert(C:setautocommit(true))
+		_G.N = 0`)
+	c, err := st.Load("/bench.lua", []byte(src), 1700000000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &luabind.Request{}
+	b.ResetTimer()
+	for range b.N {
+		if err := st.Run(c, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSelect10: one indexed SELECT of 10 rows, fetched by name.
+func BenchmarkSelect10(b *testing.B) {
+	benchSQLite(b, `_G.N = (_G.N + 1) % 100
+		local cur = C:execute("SELECT id, k, name FROM t WHERE k = ?", _G.N)
+		local row, n = cur:fetch({}, "a"), 0
+		while row do n = n + 1 row = cur:fetch(row, "a") end
+		if n ~= 10 then error(n) end`)
+}
+
+// BenchmarkInsert: one INSERT with placeholders (a transaction of its own,
+// synced to disk).
+func BenchmarkInsert(b *testing.B) {
+	benchSQLite(b, `assert(C:execute("INSERT INTO t (k, name) VALUES (?, ?)", 5000, "x"))`)
+}
