@@ -377,6 +377,19 @@ func (l *load) count(phase int32, method string) (ok, failed int, errs []string)
 	return ok, failed, errs
 }
 
+// answeredBy counts the POSTs host answered with version v in a phase.
+func (l *load) answeredBy(host, v string, phase int32) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.res {
+		if r.err == nil && r.phase == phase && r.host == host && r.ver == v {
+			n++
+		}
+	}
+	return n
+}
+
 // saw reports whether host answered version v.
 func (l *load) saw(host, v string) bool {
 	l.mu.Lock()
@@ -484,9 +497,10 @@ func TestCluster(t *testing.T) {
 	drainOK, drainFailed, errs1 := l.count(phaseDrain, "")
 	killPosts, killPostFailed, errs2 := l.count(phaseKill, "POST")
 	killGets, killGetFailed, errs3 := l.count(phaseKill, "GET")
-	t.Logf("nginx: before: %d answered, %d failed; h1 drained in %v and restarted with new code: %d answered, %d failed; "+
+	t.Logf("nginx: before: %d answered, %d failed; h1 drained in %v (answering %d requests on the connections nginx held) and restarted with new code: %d answered, %d failed; "+
 		"h2 killed: POST %d answered, %d failed, GET %d answered, %d failed",
-		warm, warmFailed, drained.Round(time.Millisecond), drainOK, drainFailed, killPosts, killPostFailed, killGets, killGetFailed)
+		warm, warmFailed, drained.Round(time.Millisecond), l.answeredBy("h1", "v1", phaseDrain), drainOK, drainFailed,
+		killPosts, killPostFailed, killGets, killGetFailed)
 	if warmFailed+drainFailed > 0 {
 		t.Errorf("requests failed before the kill: %v %v", errs0, errs1)
 	}
