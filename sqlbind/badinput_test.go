@@ -20,6 +20,7 @@ func TestBadInput(t *testing.T) {
 		`C:execute("SELECT ?", print)`:       "luasql.null expected, got function",
 		`C:execute("SELECT ?", C)`:           "luasql.null expected, got table",
 		`C:execute("SELECT 1"):fetch({}, 5)`: "string expected, got number",
+		`C:prepare("SELECT ?"):execute({})`:  "bad argument #2 to 'execute'",
 		`C:prepare({})`:                      "string expected, got table",
 		`C:escape(nil)`:                      "string expected, got nil",
 		`luasql.sqlite3():connect({})`:       "string expected, got table",

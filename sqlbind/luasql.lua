@@ -87,7 +87,7 @@ function Conn:close() return G.close(check(self, "connection")) end
 
 function Statement:execute(...)
 	local h = check(self, "statement")
-	return result(rawget(self, DRV), G.run(h, nonull(select("#", ...), ...)))
+	return result(rawget(self, DRV), G.stmt.execute(h, nonull(select("#", ...), ...)))
 end
 function Statement:close() return G.close(check(self, "statement")) end
 

@@ -26,7 +26,7 @@ func Register(st *luabind.State) error {
 	st.Register(t, "connect", b.connect)
 	st.Register(t, "execute", b.execute)
 	st.Register(t, "prepare", b.prepare)
-	st.Register(t, "run", b.run)
+	st.Register(t+".stmt", "execute", b.run)
 	st.Register(t, "commit", b.commit)
 	st.Register(t, "rollback", b.rollback)
 	st.Register(t, "setautocommit", b.setAutocommit)
