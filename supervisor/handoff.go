@@ -57,7 +57,7 @@ type Holder interface {
 type procHandoff struct {
 	conn     *net.UnixConn
 	leaving  bool      // it said it stops: send it nothing more
-	released time.Time // the request start it was asked to release for
+	released time.Time // when it was last asked to release its connections
 	holding  int       // connections it holds, as the relay estimates
 }
 
@@ -188,14 +188,13 @@ func (s *Supervisor) relay(from *proc, fds []int) {
 		return
 	}
 	holder, _ := s.cfg.Board.(Holder)
-	busy := make(map[*proc]bool, len(to))
+	busy := make(map[*proc]int, len(to))
+	now := s.os.Now()
 	for _, p := range to {
 		if holder != nil {
 			p.ho.holding = holder.Holding(p.slot)
 		}
-		if s.cfg.Board != nil {
-			_, busy[p] = s.cfg.Board.Request(p.slot, p.pid)
-		}
+		busy[p] = s.busyness(p, now)
 	}
 	groups := make(map[*proc][]int, len(to))
 	for _, fd := range fds {
@@ -218,11 +217,35 @@ func (s *Supervisor) relay(from *proc, fds []int) {
 	}
 }
 
-// less orders the workers that may take a connection: idle before busy,
-// then by the connections they hold.
-func less(a, b *proc, busy map[*proc]bool) bool {
+// How busy a worker is, by the board: idle, inside a request, or inside
+// one request for HandoffAfter or longer (stuck: it gives connections
+// away, so it must not be given any).
+const (
+	idleNow = iota
+	busyNow
+	stuckNow
+)
+
+// busyness reads worker p's state on the board.
+func (s *Supervisor) busyness(p *proc, now time.Time) int {
+	if s.cfg.Board == nil {
+		return idleNow
+	}
+	r, busy := s.cfg.Board.Request(p.slot, p.pid)
+	switch {
+	case !busy:
+		return idleNow
+	case s.cfg.HandoffAfter > 0 && now.Sub(r.Start) >= s.cfg.HandoffAfter:
+		return stuckNow
+	}
+	return busyNow
+}
+
+// less orders the workers that may take a connection: idle before busy
+// before stuck, then by the connections they hold.
+func less(a, b *proc, busy map[*proc]int) bool {
 	if busy[a] != busy[b] {
-		return !busy[a]
+		return busy[a] < busy[b]
 	}
 	return a.ho.holding < b.ho.holding
 }
@@ -278,28 +301,31 @@ func (s *Supervisor) handoffTick() {
 	if b != nil && len(to) > 1 {
 		now := s.os.Now()
 		holder, _ := b.(Holder)
-		idle := 0
-		starts := make(map[*proc]time.Time, len(to))
+		var free, stuck []*proc // free: the workers not stuck in a request
 		for _, p := range to {
 			if holder != nil {
 				p.ho.holding = holder.Holding(p.slot)
 			}
-			if r, busy := b.Request(p.slot, p.pid); busy {
-				starts[p] = r.Start
+			if s.busyness(p, now) == stuckNow {
+				stuck = append(stuck, p)
 			} else {
-				idle++
+				free = append(free, p)
 			}
 		}
-		if after := s.cfg.HandoffAfter; after > 0 && idle > 0 {
-			for p, start := range starts {
-				if now.Sub(start) >= after && p.ho.holding > 1 && !p.ho.released.Equal(start) {
-					p.ho.released = start
-					s.sendTo(p, []byte{msgRelease}, nil)
-				}
+		// A stuck worker's count on the board stays that of before its
+		// script until the script returns, so it is asked again every
+		// HandoffAfter: a release its reader could not act on, or a
+		// connection relayed to it meanwhile, moves then.
+		for _, p := range stuck {
+			if len(free) > 0 && p.ho.holding > 1 && now.Sub(p.ho.released) >= s.cfg.HandoffAfter {
+				p.ho.released = now
+				s.sendTo(p, []byte{msgRelease}, nil)
 			}
 		}
-		if holder != nil && now.After(s.hand.balanceAt) {
-			s.balance(to, starts, now)
+		// A stuck worker's connections are moving away, and it must
+		// take none: the balance is among the others.
+		if holder != nil && len(free) > 1 && now.After(s.hand.balanceAt) {
+			s.balance(free, now)
 		}
 	}
 	s.scheduleHandoff()
@@ -307,7 +333,7 @@ func (s *Supervisor) handoffTick() {
 
 // balance asks the worker holding the most connections to give some when
 // it holds more than its share and another holds less.
-func (s *Supervisor) balance(to []*proc, busy map[*proc]time.Time, now time.Time) {
+func (s *Supervisor) balance(to []*proc, now time.Time) {
 	total := 0
 	var hi, lo *proc
 	for _, p := range to {

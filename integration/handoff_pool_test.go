@@ -1,0 +1,297 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/testutil"
+	"github.com/magnet-fcgi/magnet/protocol"
+)
+
+// fcgiPool is magnetd -F 4 on a unix socket, with its workers' socket
+// counts before any client connected.
+type fcgiPool struct {
+	m       *proc
+	socket  string
+	docroot string
+	base    map[int]int // worker pid: sockets it held with no client
+}
+
+// startFCGIPool starts magnetd -F 4 with args (magnetd's flags) in front of
+// magnet-worker, and waits until the four workers serve.
+func startFCGIPool(t *testing.T, args ...string) *fcgiPool {
+	t.Helper()
+	needWorker(t)
+	magnetd := buildMagnetd(t)
+	dir := t.TempDir()
+	p := &fcgiPool{socket: filepath.Join(dir, "m.sock"), docroot: makeDocroot(t)}
+	argv := append([]string{"-n", "-s", p.socket, "-F", "4"}, args...)
+	argv = append(argv, "--", workerBin, "--docroot", p.docroot)
+	p.m = startProc(t, magnetd, argv, nil)
+	waitDial(t, p.m, "unix", p.socket)
+	if !waitUntil(30*time.Second, func() bool {
+		return len(testutil.Children(p.m.pid(), "magnet-worker")) == 4
+	}) {
+		t.Fatalf("magnetd's workers did not start:\n%s", p.m.out.String())
+	}
+	// Each worker logs "serving" once it serves; its sockets then are the
+	// listening socket and its hand-off channel.
+	if !waitUntil(30*time.Second, func() bool {
+		return strings.Count(p.m.out.String(), "msg=serving") >= 4
+	}) {
+		t.Fatalf("the four workers did not all serve:\n%s", p.m.out.String())
+	}
+	var last map[int]int
+	waitUntil(time.Second, func() bool {
+		now := p.socketCounts()
+		same := sameCounts(now, last)
+		last = now
+		return same
+	})
+	p.base = last
+	return p
+}
+
+func sameCounts(a, b map[int]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// socketCounts counts the sockets each worker has open, by its /proc fds.
+func (p *fcgiPool) socketCounts() map[int]int {
+	out := map[int]int{}
+	for _, pid := range testutil.Children(p.m.pid(), "magnet-worker") {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		n := 0
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+				n++
+			}
+		}
+		out[pid] = n
+	}
+	return out
+}
+
+// holding is how many client connections each worker holds, sorted.
+func (p *fcgiPool) holding() []int {
+	var out []int
+	for pid, n := range p.socketCounts() {
+		out = append(out, n-p.base[pid])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// dialAll opens n FastCGI connections to the pool at once.
+func (p *fcgiPool) dialAll(t *testing.T, n int) []*protocol.Client {
+	t.Helper()
+	cs := make([]*protocol.Client, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs[i], errs[i] = dialFCGI(p.socket)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs[i].Close() })
+	}
+	return cs
+}
+
+// waitBalanced waits until the 16 connections are held 4 by each worker,
+// and says how long that took and the first split seen.
+func (p *fcgiPool) waitBalanced(t *testing.T, since time.Time, limit time.Duration) (time.Duration, []int) {
+	t.Helper()
+	var first, last []int
+	want := []int{4, 4, 4, 4}
+	if !waitUntil(limit, func() bool {
+		last = p.holding()
+		if first == nil && sum(last) == 16 {
+			first = last
+		}
+		return slices.Equal(last, want)
+	}) {
+		t.Fatalf("connections per worker %v after %v (first complete split %v); want %v\n%s", last, limit, first, want, tail(p.m.out.String(), 4000))
+	}
+	return time.Since(since), first
+}
+
+func sum(v []int) int {
+	n := 0
+	for _, x := range v {
+		n += x
+	}
+	return n
+}
+
+// TestHandoffBalance opens 16 connections at once to four workers: however
+// they were accepted, magnetd's balance moves them until each worker holds
+// 4. The issue asks for 100 ms; on a shared machine the test allows 3 s
+// and logs the time taken.
+func TestHandoffBalance(t *testing.T) {
+	p := startFCGIPool(t)
+	start := time.Now()
+	cs := p.dialAll(t, 16)
+	took, first := p.waitBalanced(t, start, 3*time.Second)
+	t.Logf("16 connections balanced 4/4/4/4 in %v (first complete split %v)", took.Round(time.Millisecond), first)
+	// Every connection still serves, from the worker it moved to.
+	owners := map[string]int{}
+	for _, c := range cs {
+		r, err := fcgiGet(c, filepath.Join(p.docroot, "pid.lua"), "")
+		if err != nil || r.status != 200 {
+			t.Fatalf("pid.lua on a moved connection: %+v %v", r, err)
+		}
+		owners[r.body]++
+	}
+	var split []int
+	for _, n := range owners {
+		split = append(split, n)
+	}
+	slices.Sort(split)
+	if !slices.Equal(split, []int{4, 4, 4, 4}) {
+		t.Errorf("the workers answering the connections split them %v; want 4 each", split)
+	}
+}
+
+// TestHandoffBalanceSkewed forces the worst split: three of the four
+// workers are stopped (SIGSTOP) while 16 connections open and each serves
+// a request, so one worker accepted them all; once the others continue,
+// the connections end up 4 on each.
+func TestHandoffBalanceSkewed(t *testing.T) {
+	p := startFCGIPool(t)
+	ws := testutil.Children(p.m.pid(), "magnet-worker")
+	for _, pid := range ws[1:] {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	}
+	cs := p.dialAll(t, 16)
+	for _, c := range cs {
+		r, err := fcgiGet(c, filepath.Join(p.docroot, "pid.lua"), "")
+		if err != nil || r.body != strconv.Itoa(ws[0]) {
+			t.Fatalf("pid.lua with one worker running: %+v %v; want pid %d", r, err, ws[0])
+		}
+	}
+	start := time.Now()
+	for _, pid := range ws[1:] {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	took, _ := p.waitBalanced(t, start, 3*time.Second)
+	t.Logf("16 connections accepted by one worker balanced 4/4/4/4 %v after the other three continued", took.Round(time.Millisecond))
+}
+
+// TestHandoffHeadOfLine runs a 2 s busy script periodically on one of 16
+// keep-alive connections while the other 15 run 123.lua: the busy
+// worker's other connections move to idle workers after --handoff-after,
+// so no 123.lua waits for the busy script. The issue's bound (p99 under
+// 20 ms, max under 100 ms) is logged; on a shared 2-core machine the test
+// asserts max under 1 s, where a request stuck behind the script takes
+// about 2 s, as the run with --handoff-after 0 shows first.
+func TestHandoffHeadOfLine(t *testing.T) {
+	cycles := 3
+	if v := os.Getenv("MAGNET_HOL_CYCLES"); v != "" {
+		cycles, _ = strconv.Atoi(v)
+	}
+	t.Run("off", func(t *testing.T) {
+		lat := runHeadOfLine(t, 1, "--handoff-after", "0")
+		if lat[len(lat)-1] < time.Second {
+			t.Fatalf("without the hand-off the slowest 123.lua took %v: the busy script blocked nothing, so the test proves nothing", lat[len(lat)-1])
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		lat := runHeadOfLine(t, cycles)
+		if max := lat[len(lat)-1]; max >= time.Second {
+			t.Fatalf("a 123.lua took %v behind the busy script", max)
+		}
+	})
+}
+
+// runHeadOfLine runs the head-of-line load on a fresh pool and returns the
+// 123.lua latencies, sorted.
+func runHeadOfLine(t *testing.T, cycles int, args ...string) []time.Duration {
+	p := startFCGIPool(t, args...)
+	cs := p.dialAll(t, 16)
+	p.waitBalanced(t, time.Now(), 10*time.Second)
+
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		errs []error
+		wg   sync.WaitGroup
+		done = make(chan struct{})
+	)
+	script := filepath.Join(p.docroot, "123.lua")
+	for _, c := range cs[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			defer func() {
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			}()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				t0 := time.Now()
+				if err := check123FCGI(fcgiGet(c, script, "")); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+		}()
+	}
+	// The busy script: 2 s of CPU, starting every 3 s, cycles times.
+	busy := filepath.Join(p.docroot, "pid.lua")
+	every := time.NewTicker(3 * time.Second)
+	defer every.Stop()
+	for i := range cycles {
+		if r, err := fcgiGet(cs[0], busy, "2000"); err != nil || r.status != 200 {
+			t.Errorf("busy script %d: %+v %v", i, r, err)
+		}
+		<-every.C
+	}
+	close(done)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d 123.lua requests failed: %v\n%s", len(errs), errs[0], tail(p.m.out.String(), 4000))
+	}
+	if len(lat) < 100 {
+		t.Fatalf("only %d 123.lua requests answered: the load did not run", len(lat))
+	}
+	slices.Sort(lat)
+	q := func(f float64) time.Duration { return lat[int(f*float64(len(lat)-1))].Round(10 * time.Microsecond) }
+	t.Logf("%d × 123.lua beside %d busy scripts of 2 s: p50 %v p99 %v p99.9 %v max %v", len(lat), cycles, q(0.5), q(0.99), q(0.999), lat[len(lat)-1].Round(10*time.Microsecond))
+	return lat
+}
