@@ -33,10 +33,11 @@ type fakeOS struct {
 }
 
 type fakeProc struct {
-	pid    int
-	spec   *Spec
-	exited func(Exit)
-	done   bool
+	pid     int
+	spec    *Spec
+	exited  func(Exit)
+	done    bool
+	handoff *os.File // a copy of the worker's end of the hand-off channel
 }
 
 type kill struct {
@@ -68,6 +69,14 @@ func (f *fakeOS) Start(spec *Spec, exited func(Exit)) (int, io.ReadCloser, error
 	}
 	f.nextPID++
 	p := &fakeProc{pid: f.nextPID, spec: spec, exited: exited}
+	if slices.ContainsFunc(spec.Env, func(e string) bool { return strings.HasPrefix(e, HandoffEnv+"=") }) {
+		// spawn closes its copy of the worker's end once Start returns.
+		fd, err := syscall.Dup(int(spec.ExtraFiles[len(spec.ExtraFiles)-1].Fd()))
+		if err != nil {
+			return 0, nil, err
+		}
+		p.handoff = os.NewFile(uintptr(fd), "worker-handoff")
+	}
 	f.procs[p.pid] = p
 	f.order = append(f.order, p.pid)
 	if f.output != "" {
@@ -294,10 +303,11 @@ type fakeBoard struct {
 	exited   []int           // pids, in order
 	requests map[int]Request // current requests by pid
 	killed   []int           // slots, in order, of Terminated calls
+	holding  map[int]int     // connections held, by slot
 }
 
 func newFakeBoard() *fakeBoard {
-	return &fakeBoard{served: map[int]uint64{}, attached: map[int]bool{}, slots: map[int]int{}, requests: map[int]Request{}}
+	return &fakeBoard{served: map[int]uint64{}, attached: map[int]bool{}, slots: map[int]int{}, requests: map[int]Request{}, holding: map[int]int{}}
 }
 
 func (b *fakeBoard) Env(slot int) []string { return []string{fmt.Sprintf("SLOT=%d", slot)} }
@@ -338,6 +348,20 @@ func (b *fakeBoard) Terminated(slot int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.killed = append(b.killed, slot)
+}
+
+// Holding makes the board a Holder, for the hand-off's balance.
+func (b *fakeBoard) Holding(slot int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.holding[slot]
+}
+
+// hold makes worker pid show n connections held.
+func (b *fakeBoard) hold(pid, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding[b.slots[pid]] = n
 }
 
 // begin makes worker pid serve a request that started at start, the
