@@ -59,7 +59,7 @@ test-race:
 
 # The Lua core and seed scripts under LuaJIT too.
 test-luajit:
-	$(GO) test -count=1 -tags luajit -timeout 10m ./luabind/... ./scripts/... ./worker/...
+	$(GO) test -count=1 -tags luajit -timeout 10m ./luabind/... ./scripts/... ./sqlbind/... ./worker/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzConn$$' -fuzztime 15s -fuzzminimizetime 100x ./protocol/
