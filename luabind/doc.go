@@ -63,11 +63,13 @@
 //     abort()) with mg_panic, which logs and exits with status 70. Rules 1
 //     to 3 exist so that it never runs.
 //
-//  6. Memory. mg_alloc wraps the allocator the state was made with (so
-//     LuaJIT keeps its own) and counts the heap; past the limit it refuses
+//  6. Memory. mg_alloc counts the heap and allocates through LuaJIT's own
+//     allocator, or under PUC Lua through realloc and free with small
+//     blocks kept on free lists of the state; past the limit it refuses
 //     to grow it, which is a Lua memory error. Frees and shrinks always
 //     pass. A run that hit the limit fails, and a full collection follows
-//     under lua_cpcall; a state that still fills the limit is unsound.
+//     under lua_cpcall with the limit lifted; a state that still fills the
+//     limit is unsound.
 //
 //  7. Finalizers. A __gc finalizer runs in whatever code an allocation
 //     triggers a collection step from, which may be a later request. So

@@ -25,6 +25,10 @@ typedef struct mg_req {
 	int nparams;
 } mg_req;
 
+/* MG_NCLASS: size classes of the small blocks the PUC Lua allocator
+ * reuses (setup.c). */
+#define MG_NCLASS 17
+
 /* mg_state is one worker's Lua state plus its per-request scratch. */
 typedef struct mg_state {
 	lua_State *L;
@@ -58,6 +62,8 @@ typedef struct mg_state {
 	size_t mem_limit;   /* refuse to grow past this, 0 = no limit */
 	int mem_hit;        /* an allocation was refused during this run */
 	int unsound;        /* over the limit even after a full collection */
+	void *small[MG_NCLASS]; /* free small blocks by size class (setup.c) */
+	int nsmall[MG_NCLASS];
 	int run_ref;        /* mg_run_protected, called with lua_pcall */
 	int header_fn_ref;  /* mg_build_header, called with lua_pcall */
 	int box_mt_ref;     /* metatable of result boxes (gofunc.c) */

@@ -144,11 +144,69 @@ static int setup(lua_State *L) {
 
 /* ---- memory ---- */
 
+#ifndef LUA_JITLIBNAME
+/* Under PUC Lua most allocations are small and short-lived (a request's
+ * strings, tables and closures): blocks of up to MG_SMALL bytes are kept
+ * on per-size free lists, class c holding blocks of at least 16*c usable
+ * bytes, and reused without a trip through malloc and free. */
+#include <malloc.h>
+#define MG_SMALL (16 * (MG_NCLASS - 1))
+#define MG_KEEP 128 /* blocks kept per class */
+
+static void *small_get(mg_state *S, size_t n) {
+	size_t c = (n + 15) >> 4;
+	void *p = S->small[c];
+	if (p == NULL) return malloc(c << 4);
+	S->small[c] = *(void **)p;
+	S->nsmall[c]--;
+	return p;
+}
+
+static void small_put(mg_state *S, void *p) {
+	size_t c = malloc_usable_size(p) >> 4;
+	if (c == 0 || c >= MG_NCLASS || S->nsmall[c] >= MG_KEEP) {
+		free(p);
+		return;
+	}
+	*(void **)p = S->small[c];
+	S->small[c] = p;
+	S->nsmall[c]++;
+}
+
+static void small_drain(mg_state *S) {
+	for (int c = 0; c < MG_NCLASS; c++) {
+		while (S->small[c]) {
+			void *p = S->small[c];
+			S->small[c] = *(void **)p;
+			free(p);
+		}
+		S->nsmall[c] = 0;
+	}
+}
+
+/* sys_alloc is luaL_newstate's allocator (realloc and free), with the
+ * small blocks reused. */
+static void *sys_alloc(mg_state *S, void *ptr, size_t osize, size_t nsize) {
+	if (nsize == 0) {
+		if (ptr) small_put(S, ptr);
+		return NULL;
+	}
+	if (nsize > MG_SMALL || (ptr && osize > MG_SMALL)) return realloc(ptr, nsize);
+	if (ptr && nsize <= osize) return ptr;
+	void *p = small_get(S, nsize);
+	if (p && ptr) {
+		memcpy(p, ptr, osize);
+		small_put(S, ptr);
+	}
+	return p;
+}
+#endif
+
 /* mg_alloc counts the Lua heap and refuses to grow it past the limit; a
  * refused allocation is a Lua memory error. Frees and shrinks always pass:
  * the collector shrinks tables and strings while it runs. It runs for
- * every allocation: PUC Lua's own allocator (luaL_newstate's) is realloc
- * and free, called here directly; LuaJIT keeps its own. */
+ * every allocation: PUC Lua's allocator is sys_alloc, called directly;
+ * LuaJIT keeps its own. */
 void *mg_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 	mg_state *S = ud;
 	if (nsize > osize && S->mem_limit && S->mem_used + (nsize - osize) > S->mem_limit) {
@@ -158,13 +216,7 @@ void *mg_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 #ifdef LUA_JITLIBNAME
 	void *p = S->alloc_f(S->alloc_ud, ptr, osize, nsize);
 #else
-	void *p;
-	if (nsize == 0) {
-		free(ptr);
-		p = NULL;
-	} else {
-		p = realloc(ptr, nsize);
-	}
+	void *p = sys_alloc(S, ptr, osize, nsize);
 #endif
 	if (p != NULL || nsize == 0) S->mem_used += nsize - osize;
 	return p;
@@ -199,13 +251,20 @@ mg_state *mg_new(lua_State *L, uintptr_t handle) {
 	if (lua_cpcall(L, setup, S) != 0) {
 		lua_pop(L, 1);
 		lua_setallocf(L, S->alloc_f, S->alloc_ud); /* S goes, L is closed next */
+#ifndef LUA_JITLIBNAME
+		small_drain(S);
+#endif
 		free(S);
 		return NULL;
 	}
 	return S;
 }
 
+/* mg_free frees S after its Lua state has been closed. */
 void mg_free(mg_state *S) {
+#ifndef LUA_JITLIBNAME
+	small_drain(S);
+#endif
 	free(S->out.p);
 	free(S->hdr.p);
 	free(S->err.p);
