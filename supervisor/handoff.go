@@ -17,6 +17,8 @@ import (
 // never reads or writes a connection. The protocol is the worker's
 // (worker/handoff.go): one byte per message.
 //
+//   - A worker says it is ready once it serves; only then is it given
+//     connections.
 //   - A stopping worker (recycle, reload, a SIGTERM of its own) says it
 //     leaves; the master acknowledges and sends it nothing more, and the
 //     worker hands over every idle connection. With no worker to take them
@@ -33,6 +35,7 @@ const (
 	msgAck     = 'A'
 	msgRelease = 'R'
 	msgBalance = 'B'
+	msgReady   = 'Y'
 )
 
 // HandoffEnv names the worker's end of the hand-off channel.
@@ -56,6 +59,7 @@ type Holder interface {
 // procHandoff is a worker's hand-off state, owned by Run's loop.
 type procHandoff struct {
 	conn     *net.UnixConn
+	ready    bool      // it serves, its signals handled: it may take connections
 	leaving  bool      // it said it stops: send it nothing more
 	released time.Time // when it was last asked to release its connections
 	holding  int       // connections it holds, as the relay estimates
@@ -113,6 +117,12 @@ func (s *Supervisor) readHandoff(p *proc) {
 		case msgLeaving:
 			closeFDs(fds)
 			s.post(func() { s.leaving(p) })
+		case msgReady:
+			closeFDs(fds)
+			s.post(func() {
+				p.ho.ready = true
+				s.flushPending()
+			})
 		default:
 			closeFDs(fds)
 		}
@@ -163,11 +173,12 @@ func (s *Supervisor) leaving(p *proc) {
 }
 
 // takers are the workers that may receive connections: the current
-// generation's, not stopping.
+// generation's, serving (a worker still starting could die with them in
+// its channel), not stopping.
 func (s *Supervisor) takers(except *proc) []*proc {
 	var out []*proc
 	for _, p := range s.procs {
-		if p != except && p.gen == s.gen && !p.retiring && p.ho.conn != nil && !p.ho.leaving {
+		if p != except && p.gen == s.gen && !p.retiring && p.ho.conn != nil && p.ho.ready && !p.ho.leaving {
 			out = append(out, p)
 		}
 	}

@@ -18,8 +18,30 @@ func handoffPool(t *testing.T, n int) (*pool, map[int]*net.UnixConn) {
 	ends := map[int]*net.UnixConn{}
 	for _, pid := range p.running() {
 		ends[pid] = workerEnd(t, p, pid)
+		ready(t, p, pid, ends[pid])
 	}
 	return p, ends
+}
+
+// ready says, from worker pid's end, that it serves, and waits until the
+// supervisor took it in.
+func ready(t *testing.T, p *pool, pid int, c *net.UnixConn) {
+	t.Helper()
+	if _, _, err := c.WriteMsgUnix([]byte{msgReady}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := make(chan bool, 1)
+		p.s.post(func() { got <- p.s.procs[pid] != nil && p.s.procs[pid].ho.ready })
+		if <-got {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %d not ready", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // workerEnd is worker pid's end of its hand-off channel.
@@ -214,6 +236,8 @@ func TestLeavingHeldForNext(t *testing.T) {
 		t.Fatal("no worker replaced the one that left")
 	}
 	end := workerEnd(t, p, next)
+	noMessage(t, end, "a successor not yet serving")
+	ready(t, p, next, end)
 	wantConns(t, end, 3, "the successor")
 
 	// In a full stop the acknowledgement says so.

@@ -20,7 +20,8 @@ import (
 //
 // Messages are one byte, and connections ride on msgConns:
 //
-//	worker → magnetd: msgConns (take these), msgLeaving (I am stopping)
+//	worker → magnetd: msgReady (I serve: send me connections), msgConns
+//	(take these), msgLeaving (I am stopping)
 //	magnetd → worker: msgConns (serve these), msgAck (nothing more will
 //	come; its second byte is 1 when no worker will take connections: a
 //	full stop), msgRelease (you have been inside one request too long:
@@ -44,6 +45,7 @@ const (
 	msgAck     = 'A'
 	msgRelease = 'R'
 	msgBalance = 'B'
+	msgReady   = 'Y'
 )
 
 // maxHandoffFDs is the most descriptors one message carries (the kernel's
@@ -128,6 +130,13 @@ func (s *Server) startHandoff() (stop func()) {
 		defer close(done)
 		s.readHandoff(h)
 	}()
+	// Only now, its signals handled and its loop about to run, may the
+	// worker be given connections: one given earlier would die with a
+	// worker that fails to start.
+	if err := h.send([]byte{msgReady}, nil); err != nil {
+		s.log.Warn("telling magnetd this worker serves", "err", err)
+		h.broken = true
+	}
 	return func() {
 		// The lock stays held: the reader must not take connections
 		// once the loop is gone.
