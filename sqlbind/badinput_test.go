@@ -1,10 +1,13 @@
 package sqlbind
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/luabind"
 )
 
 // TestBadInput: misuse is a Lua error or nil, err as documented, never a
@@ -69,5 +72,42 @@ func TestCollected(t *testing.T) {
 			t.Fatalf("%d connections left open after a collection", n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSandbox: under --sandbox SQLite reaches only files under
+// --open-basedir, and ATTACH, which opens any file, is refused.
+func TestSandbox(t *testing.T) {
+	st, err := luabind.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	inside, outside := t.TempDir(), t.TempDir()
+	sb := luabind.Sandbox{OpenBasedir: []string{inside}}
+	if err := st.Sandbox(sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := Register(st, &sb); err != nil {
+		t.Fatal(err)
+	}
+	in, out := luaQuote(filepath.Join(inside, "a.db")), luaQuote(filepath.Join(outside, "b.db"))
+	got := run(t, st, "/sandbox.lua", `
+local env = luasql.sqlite3()
+local con = assert(env:connect(`+in+`))
+assert(con:execute("CREATE TABLE t (a)"))
+print(select(2, env:connect(`+out+`)), "|")
+print(select(2, env:connect("file:" .. `+in+`)), "|")
+print(select(2, env:connect(`+in+` .. "?mode=rw")), "|")
+print(select(2, con:execute("ATTACH DATABASE " .. `+luaQuote("'"+filepath.Join(outside, "c.db")+"'")+` .. " AS x")), "|")
+print(assert(luasql.sqlite3():connect(":memory:")):execute("SELECT 1"):fetch())`)
+	for _, want := range []string{"is outside --open-basedir (sandbox)|", "a plain file name is needed under --sandbox|",
+		"a plain file name is needed under --sandbox|", "not authorized|", "|1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("sandbox: %q lacks %q", got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "b.db")); err == nil {
+		t.Error("a database was created outside --open-basedir")
 	}
 }

@@ -115,17 +115,21 @@ func stopped(t *testing.T, srv server, setup string) {
 	}
 }
 
-// signal signals the server and its processes (PostgreSQL's backends).
+// signal signals the server and its processes (PostgreSQL's backends);
+// after SIGSTOP it waits until they have stopped.
 func signal(t *testing.T, srv server, sig syscall.Signal) {
 	t.Helper()
-	for _, pid := range append([]int{srv.Pid()}, testutil.Children(srv.Pid(), "")...) {
-		if err := syscall.Kill(pid, sig); err != nil {
+	pids := append([]int{srv.Pid()}, testutil.Children(srv.Pid(), "")...)
+	for _, pid := range pids {
+		syscall.Kill(pid, sig) // a backend may have ended
+	}
+	if sig != syscall.SIGSTOP {
+		return
+	}
+	for _, pid := range pids {
+		if err := testutil.WaitStopped(pid, 30*time.Second); err != nil {
+			signal(t, srv, syscall.SIGCONT)
 			t.Fatal(err)
-		}
-		if sig == syscall.SIGSTOP {
-			if err := testutil.WaitStopped(pid, 30*time.Second); err != nil {
-				t.Fatal(err)
-			}
 		}
 	}
 }

@@ -20,8 +20,17 @@ const DefaultTimeout = 30 * time.Second
 var luasqlSrc string
 
 // Register installs the global luasql and the luasql.* modules in st.
-func Register(st *luabind.State) error {
+// With sb (--sandbox), SQLite files are confined to sb.OpenBasedir.
+func Register(st *luabind.State, sb *luabind.Sandbox) error {
 	b := &binding{objs: map[int]any{}}
+	if sb != nil {
+		dirs, err := resolveDirs(sb.OpenBasedir)
+		if err != nil {
+			return fmt.Errorf("luasql: --open-basedir: %w", err)
+		}
+		b.confined = true
+		b.dirs = dirs
+	}
 	t := "__luasql"
 	st.Register(t, "connect", b.connect)
 	st.Register(t, "execute", b.execute)
@@ -45,8 +54,10 @@ func Register(st *luabind.State) error {
 // binding is one state's table of open objects. Handles are never reused,
 // so a closed object's handle finds nothing.
 type binding struct {
-	objs map[int]any
-	next int
+	objs     map[int]any
+	next     int
+	confined bool     // --sandbox
+	dirs     []string // --open-basedir, resolved
 }
 
 // conn is a connection object: a pool of one database connection, and
@@ -117,7 +128,12 @@ func (b *binding) connect(c *luabind.Call) (int, error) {
 			return 0, err
 		}
 	}
-	db, err := drv.open(a[0], a[1], a[2], a[3], a[4])
+	var db *sql.DB
+	if b.confined && name == "sqlite3" {
+		db, err = openConfined(b.dirs, a[0])
+	} else {
+		db, err = drv.open(a[0], a[1], a[2], a[3], a[4])
+	}
 	if err == nil {
 		db.SetMaxOpenConns(1)
 		db.SetMaxIdleConns(1)

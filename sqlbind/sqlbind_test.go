@@ -16,7 +16,7 @@ func newState(t testing.TB) *luabind.State {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	if err := Register(st); err != nil {
+	if err := Register(st, nil); err != nil {
 		t.Fatal(err)
 	}
 	return st

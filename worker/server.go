@@ -218,7 +218,7 @@ func New(cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("magnet.shared: %w", err)
 	}
-	if err := registerSQL(st); err != nil {
+	if err := registerSQL(st, cfg.Sandbox); err != nil {
 		st.Close()
 		return nil, err
 	}

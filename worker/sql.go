@@ -8,9 +8,10 @@ import (
 )
 
 // registerSQL installs luasql, LuaSQL's API on database/sql (package
-// sqlbind). It costs a script nothing until it connects.
-func registerSQL(st *luabind.State) error {
-	if err := sqlbind.Register(st); err != nil {
+// sqlbind), confined like the rest under --sandbox. It costs a script
+// nothing until it connects.
+func registerSQL(st *luabind.State, sb *luabind.Sandbox) error {
+	if err := sqlbind.Register(st, sb); err != nil {
 		return fmt.Errorf("luasql: %w", err)
 	}
 	return nil

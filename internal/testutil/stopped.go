@@ -8,7 +8,7 @@ import (
 )
 
 // WaitStopped waits until every thread of pid is stopped (state T), or
-// pid has ended, as
+// pid has ended or is a zombie, as
 // after SIGSTOP: kill returns before a busy multi-threaded server has
 // stopped, and a request sent in between would still be answered.
 func WaitStopped(pid int, timeout time.Duration) error {
@@ -24,7 +24,8 @@ func WaitStopped(pid int, timeout time.Duration) error {
 			if err != nil {
 				continue // the thread ended
 			}
-			if _, state, _ := statFields(b); state != "T" && state != "t" {
+			// A zombie never stops (its parent may be the stopped one).
+			if _, state, _ := statFields(b); state != "T" && state != "t" && state != "Z" && state != "X" {
 				stopped = false
 				break
 			}
