@@ -62,6 +62,7 @@ type procHandoff struct {
 	ready    bool      // it serves, its signals handled: it may take connections
 	leaving  bool      // it said it stops: send it nothing more
 	released time.Time // when it was last asked to release its connections
+	given    time.Time // when it was last given connections
 	holding  int       // connections it holds, as the relay estimates
 }
 
@@ -205,7 +206,7 @@ func (s *Supervisor) relay(from *proc, fds []int) {
 		if holder != nil {
 			p.ho.holding = holder.Holding(p.slot)
 		}
-		busy[p] = s.busyness(p, now)
+		busy[p], _ = s.busyness(p, now)
 	}
 	groups := make(map[*proc][]int, len(to))
 	for _, fd := range fds {
@@ -219,6 +220,7 @@ func (s *Supervisor) relay(from *proc, fds []int) {
 		groups[best] = append(groups[best], fd)
 	}
 	for p, g := range groups {
+		p.ho.given = now
 		if err := s.sendTo(p, []byte{msgConns}, g); err != nil {
 			s.log.Warn("handing connections to a worker failed; holding them", "pid", p.pid, "err", err)
 			s.hand.pending = append(s.hand.pending, g...)
@@ -237,19 +239,20 @@ const (
 	stuckNow
 )
 
-// busyness reads worker p's state on the board.
-func (s *Supervisor) busyness(p *proc, now time.Time) int {
+// busyness reads worker p's state on the board, and the start of its
+// request.
+func (s *Supervisor) busyness(p *proc, now time.Time) (int, time.Time) {
 	if s.cfg.Board == nil {
-		return idleNow
+		return idleNow, time.Time{}
 	}
 	r, busy := s.cfg.Board.Request(p.slot, p.pid)
 	switch {
 	case !busy:
-		return idleNow
+		return idleNow, time.Time{}
 	case s.cfg.HandoffAfter > 0 && now.Sub(r.Start) >= s.cfg.HandoffAfter:
-		return stuckNow
+		return stuckNow, r.Start
 	}
-	return busyNow
+	return busyNow, r.Start
 }
 
 // less orders the workers that may take a connection: idle before busy
@@ -317,16 +320,21 @@ func (s *Supervisor) handoffTick() {
 			if holder != nil {
 				p.ho.holding = holder.Holding(p.slot)
 			}
-			if s.busyness(p, now) == stuckNow {
+			if st, start := s.busyness(p, now); st == stuckNow {
+				// Its count on the board is that of before its script
+				// began until the script returns: connections given to
+				// it since are not in it.
+				if !p.ho.given.Before(start.Add(-s.cfg.HandoffAfter)) {
+					p.ho.holding = max(p.ho.holding, 2)
+				}
 				stuck = append(stuck, p)
 			} else {
 				free = append(free, p)
 			}
 		}
-		// A stuck worker's count on the board stays that of before its
-		// script until the script returns, so it is asked again every
-		// HandoffAfter: a release its reader could not act on, or a
-		// connection relayed to it meanwhile, moves then.
+		// A stuck worker is asked again every HandoffAfter: a release its
+		// reader could not act on, or a connection given to it just
+		// before or while its script runs, moves then.
 		for _, p := range stuck {
 			if len(free) > 0 && p.ho.holding > 1 && now.Sub(p.ho.released) >= s.cfg.HandoffAfter {
 				p.ho.released = now

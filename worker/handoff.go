@@ -172,7 +172,9 @@ func (s *Server) readHandoff(h *handoff) {
 			s.wake()
 		case msgRelease:
 			if h.own.TryLock() {
-				// The loop is inside a script.
+				// The loop is inside a script: connections given to it
+				// and not yet adopted go on too.
+				s.passInbox()
 				s.takeIdle(maxHandoffFDs, h.cur)
 				h.own.Unlock()
 			}
@@ -235,6 +237,32 @@ func (h *handoff) send(msg []byte, fds []int) error {
 			continue
 		}
 		return err
+	}
+}
+
+// passInbox sends on the connections received and not yet adopted; the
+// reader, holding ho.own while a script runs.
+func (s *Server) passInbox() {
+	h := s.ho
+	if h.broken {
+		return
+	}
+	h.inMu.Lock()
+	in := h.inbox
+	h.inbox = nil
+	h.inMu.Unlock()
+	for len(in) > 0 {
+		k := min(len(in), maxHandoffFDs)
+		if err := h.send([]byte{msgConns}, in[:k]); err != nil {
+			// Keep them: the loop adopts them after the script.
+			h.inMu.Lock()
+			h.inbox = append(h.inbox, in...)
+			h.inMu.Unlock()
+			return
+		}
+		closeAll(in[:k])
+		h.out.Add(uint64(k))
+		in = in[k:]
 	}
 }
 
