@@ -1,10 +1,11 @@
 -- A guestbook on SQLite: a form, entries stored with placeholders (never
 -- SQL built from input), escaped on output, and a redirect after POST so
 -- that reloading the page does not post twice. The database file comes
--- from GUESTBOOK_DB (a FastCGI param or the environment).
+-- from GUESTBOOK_DB (a FastCGI param or the environment), by default a
+-- file in /tmp for a first try.
 local r = magnet.request
 if not _G.guestbook then
-	local db = os.getenv("GUESTBOOK_DB") or "/var/lib/magnet/guestbook.db"
+	local db = os.getenv("GUESTBOOK_DB") or "/tmp/magnet-guestbook.db"
 	local con = assert(luasql.sqlite3():connect(db))
 	assert(con:execute([[CREATE TABLE IF NOT EXISTS entries (
 		id INTEGER PRIMARY KEY, name TEXT NOT NULL, message TEXT NOT NULL,
