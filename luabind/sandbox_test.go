@@ -22,7 +22,12 @@ func sandboxed(t *testing.T, sb Sandbox) *State {
 // cModule builds a real Lua C module named name into dir.
 func cModule(t *testing.T, dir, name string) {
 	t.Helper()
-	cc := testutil.LookPath(t, "cc", "gcc")
+	// $CC is the cross compiler when the tests run for another
+	// architecture (make test-arm64): the module must match the binary.
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = testutil.LookPath(t, "cc", "gcc")
+	}
 	pkg := "lua5.1"
 	if LuaJIT {
 		pkg = "luajit"
