@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magnet-fcgi/magnet/internal/handoff"
 	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
@@ -69,7 +70,7 @@ func (f *fakeOS) Start(spec *Spec, exited func(Exit)) (int, io.ReadCloser, error
 	}
 	f.nextPID++
 	p := &fakeProc{pid: f.nextPID, spec: spec, exited: exited}
-	if slices.ContainsFunc(spec.Env, func(e string) bool { return strings.HasPrefix(e, HandoffEnv+"=") }) {
+	if slices.ContainsFunc(spec.Env, func(e string) bool { return strings.HasPrefix(e, handoff.EnvVar+"=") }) {
 		// spawn closes its copy of the worker's end once Start returns.
 		fd, err := syscall.Dup(int(spec.ExtraFiles[len(spec.ExtraFiles)-1].Fd()))
 		if err != nil {

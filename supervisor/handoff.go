@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/handoff"
 )
 
 // Hand-off: with Config.Handoff each worker gets one end of a
@@ -14,8 +16,8 @@ import (
 // SCM_RIGHTS; the master, which knows which workers live, which generation
 // is current and, from the Board, which are idle and how many connections
 // each holds, relays each to the worker that should serve it. The master
-// never reads or writes a connection. The protocol is the worker's
-// (worker/handoff.go): one byte per message.
+// never reads or writes a connection. The messages are internal/handoff's,
+// one byte each, which the worker (worker/handoff.go) speaks too.
 //
 //   - A worker says it is ready once it serves; only then is it given
 //     connections.
@@ -29,20 +31,8 @@ import (
 //     thread of the worker sends them while the script runs.
 //   - Balance: a worker holding more than its share while another holds
 //     less is asked to give the difference.
-const (
-	msgConns   = 'F'
-	msgLeaving = 'L'
-	msgAck     = 'A'
-	msgRelease = 'R'
-	msgBalance = 'B'
-	msgReady   = 'Y'
-)
-
-// HandoffEnv names the worker's end of the hand-off channel.
-const HandoffEnv = "MAGNET_HANDOFF"
 
 const (
-	maxHandoffFDs = 64
 	// sendWait bounds a relay's wait for room in a worker's socket.
 	sendWait = 100 * time.Millisecond
 	// balanceQuiet is how long the balance waits after asking a worker
@@ -91,7 +81,7 @@ func handoffPair() (*net.UnixConn, *os.File, error) {
 }
 
 // handoffEnv is the variable naming the worker's end at fd.
-func handoffEnv(fd int) string { return HandoffEnv + "=" + strconv.Itoa(fd) }
+func handoffEnv(fd int) string { return handoff.EnvVar + "=" + strconv.Itoa(fd) }
 
 // readHandoff reads worker p's messages until it exits, and passes them to
 // Run's loop.
@@ -99,33 +89,33 @@ func (s *Supervisor) readHandoff(p *proc) {
 	c := p.ho.conn
 	defer c.Close()
 	buf := make([]byte, 8)
-	oob := make([]byte, syscall.CmsgSpace(4*maxHandoffFDs))
+	oob := make([]byte, syscall.CmsgSpace(4*handoff.MaxFDs))
 	for {
 		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 		if err != nil || (n == 0 && oobn == 0) {
 			return
 		}
-		fds := parseRights(oob[:oobn])
+		fds := handoff.ParseRights(oob[:oobn])
 		if n == 0 {
-			closeFDs(fds)
+			handoff.CloseAll(fds)
 			continue
 		}
 		switch buf[0] {
-		case msgConns:
+		case handoff.Conns:
 			if len(fds) > 0 {
-				s.postOr(func() { s.relay(p, fds) }, func() { closeFDs(fds) })
+				s.postOr(func() { s.relay(p, fds) }, func() { handoff.CloseAll(fds) })
 			}
-		case msgLeaving:
-			closeFDs(fds)
+		case handoff.Leaving:
+			handoff.CloseAll(fds)
 			s.post(func() { s.leaving(p) })
-		case msgReady:
-			closeFDs(fds)
+		case handoff.Ready:
+			handoff.CloseAll(fds)
 			s.post(func() {
 				p.ho.ready = true
 				s.flushPending()
 			})
 		default:
-			closeFDs(fds)
+			handoff.CloseAll(fds)
 		}
 	}
 }
@@ -139,29 +129,6 @@ func (s *Supervisor) postOr(f, orElse func()) {
 	}
 }
 
-func parseRights(oob []byte) []int {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil
-	}
-	var fds []int
-	for i := range msgs {
-		if r, err := syscall.ParseUnixRights(&msgs[i]); err == nil {
-			fds = append(fds, r...)
-		}
-	}
-	for _, fd := range fds {
-		syscall.CloseOnExec(fd)
-	}
-	return fds
-}
-
-func closeFDs(fds []int) {
-	for _, fd := range fds {
-		syscall.Close(fd)
-	}
-}
-
 // leaving records that p stops and acknowledges it; the second byte tells
 // it whether any worker will take its connections.
 func (s *Supervisor) leaving(p *proc) {
@@ -170,7 +137,7 @@ func (s *Supervisor) leaving(p *proc) {
 	if s.stopping {
 		full = 1
 	}
-	s.sendTo(p, []byte{msgAck, full}, nil)
+	s.sendTo(p, []byte{handoff.Ack, full}, nil)
 }
 
 // takers are the workers that may receive connections: the current
@@ -191,7 +158,7 @@ func (s *Supervisor) takers(except *proc) []*proc {
 func (s *Supervisor) relay(from *proc, fds []int) {
 	if s.stopping {
 		// A full stop: nobody will take them.
-		closeFDs(fds)
+		handoff.CloseAll(fds)
 		return
 	}
 	to := s.takers(from)
@@ -221,12 +188,12 @@ func (s *Supervisor) relay(from *proc, fds []int) {
 	}
 	for p, g := range groups {
 		p.ho.given = now
-		if err := s.sendTo(p, []byte{msgConns}, g); err != nil {
+		if err := s.sendTo(p, []byte{handoff.Conns}, g); err != nil {
 			s.log.Warn("handing connections to a worker failed; holding them", "pid", p.pid, "err", err)
 			s.hand.pending = append(s.hand.pending, g...)
 			continue
 		}
-		closeFDs(g)
+		handoff.CloseAll(g)
 	}
 }
 
@@ -285,7 +252,7 @@ func (s *Supervisor) flushPending() {
 		return
 	}
 	if s.stopping {
-		closeFDs(s.hand.pending)
+		handoff.CloseAll(s.hand.pending)
 		s.hand.pending = nil
 		return
 	}
@@ -295,7 +262,7 @@ func (s *Supervisor) flushPending() {
 	fds := s.hand.pending
 	s.hand.pending = nil
 	for len(fds) > 0 {
-		k := min(len(fds), maxHandoffFDs)
+		k := min(len(fds), handoff.MaxFDs)
 		s.relay(nil, fds[:k:k])
 		fds = fds[k:]
 	}
@@ -338,7 +305,7 @@ func (s *Supervisor) handoffTick() {
 		for _, p := range stuck {
 			if len(free) > 0 && p.ho.holding > 1 && now.Sub(p.ho.released) >= s.cfg.HandoffAfter {
 				p.ho.released = now
-				s.sendTo(p, []byte{msgRelease}, nil)
+				s.sendTo(p, []byte{handoff.Release}, nil)
 			}
 		}
 		// A stuck worker's connections are moving away, and it must
@@ -371,7 +338,7 @@ func (s *Supervisor) balance(to []*proc, now time.Time) {
 	// The relay gives each to the worker holding the fewest.
 	give := min(hi.ho.holding-ceil, 255)
 	s.hand.balanceAt = now.Add(balanceQuiet)
-	s.sendTo(hi, []byte{msgBalance, byte(give)}, nil)
+	s.sendTo(hi, []byte{handoff.Balance, byte(give)}, nil)
 }
 
 // handoffEvery is the period of handoffTick.

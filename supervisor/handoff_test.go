@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnet-fcgi/magnet/internal/handoff"
 )
 
 // handoffPool is a pool of n workers with the hand-off on, each worker's
@@ -27,7 +29,7 @@ func handoffPool(t *testing.T, n int) (*pool, map[int]*net.UnixConn) {
 // supervisor took it in.
 func ready(t *testing.T, p *pool, pid int, c *net.UnixConn) {
 	t.Helper()
-	if _, _, err := c.WriteMsgUnix([]byte{msgReady}, nil, nil); err != nil {
+	if _, _, err := c.WriteMsgUnix([]byte{handoff.Ready}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -67,14 +69,14 @@ func workerEnd(t *testing.T, p *pool, pid int) *net.UnixConn {
 func recv(t *testing.T, c *net.UnixConn, wait time.Duration) (msg []byte, fds []int, ok bool) {
 	t.Helper()
 	buf := make([]byte, 8)
-	oob := make([]byte, syscall.CmsgSpace(4*maxHandoffFDs))
+	oob := make([]byte, syscall.CmsgSpace(4*handoff.MaxFDs))
 	c.SetReadDeadline(time.Now().Add(wait))
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return nil, nil, false
 	}
-	fds = parseRights(oob[:oobn])
-	t.Cleanup(func() { closeFDs(fds) })
+	fds = handoff.ParseRights(oob[:oobn])
+	t.Cleanup(func() { handoff.CloseAll(fds) })
 	return buf[:n], fds, true
 }
 
@@ -98,11 +100,11 @@ func sendConns(t *testing.T, c *net.UnixConn, n int) []int {
 		}
 		give, keep = append(give, fds[0]), append(keep, fds[1])
 	}
-	t.Cleanup(func() { closeFDs(keep) })
-	if _, _, err := c.WriteMsgUnix([]byte{msgConns}, syscall.UnixRights(give...), nil); err != nil {
+	t.Cleanup(func() { handoff.CloseAll(keep) })
+	if _, _, err := c.WriteMsgUnix([]byte{handoff.Conns}, syscall.UnixRights(give...), nil); err != nil {
 		t.Fatal(err)
 	}
-	closeFDs(give) // the sender's copies: magnetd now holds them
+	handoff.CloseAll(give) // the sender's copies: magnetd now holds them
 	return keep
 }
 
@@ -110,7 +112,7 @@ func sendConns(t *testing.T, c *net.UnixConn, n int) []int {
 func wantConns(t *testing.T, c *net.UnixConn, n int, who string) []int {
 	t.Helper()
 	msg, fds, ok := recv(t, c, 5*time.Second)
-	if !ok || len(msg) != 1 || msg[0] != msgConns || len(fds) != n {
+	if !ok || len(msg) != 1 || msg[0] != handoff.Conns || len(fds) != n {
 		t.Fatalf("%s got %q with %d connections (received %v); want %d connections", who, msg, len(fds), ok, n)
 	}
 	return fds
@@ -168,11 +170,11 @@ func TestReleaseStuck(t *testing.T) {
 	p.advance(5 * time.Millisecond)
 	noMessage(t, ends[w[0]], "a worker busy for less than HandoffAfter")
 	p.advance(10 * time.Millisecond)
-	if msg, _, ok := recv(t, ends[w[0]], 5*time.Second); !ok || msg[0] != msgRelease {
+	if msg, _, ok := recv(t, ends[w[0]], 5*time.Second); !ok || msg[0] != handoff.Release {
 		t.Fatalf("the stuck worker got %q (%v); want a release", msg, ok)
 	}
 	p.advance(20 * time.Millisecond)
-	if msg, _, ok := recv(t, ends[w[0]], 5*time.Second); !ok || msg[0] != msgRelease {
+	if msg, _, ok := recv(t, ends[w[0]], 5*time.Second); !ok || msg[0] != handoff.Release {
 		t.Fatalf("the worker still stuck got %q (%v); want the release again", msg, ok)
 	}
 	noMessage(t, ends[w[1]], "the free worker")
@@ -195,7 +197,7 @@ func TestBalance(t *testing.T) {
 	p.board.hold(w[2], 0)
 	p.advance(10 * time.Millisecond)
 	msg, _, ok := recv(t, ends[w[0]], 5*time.Second)
-	if !ok || len(msg) != 2 || msg[0] != msgBalance || msg[1] != 6 {
+	if !ok || len(msg) != 2 || msg[0] != handoff.Balance || msg[1] != 6 {
 		t.Fatalf("the fullest worker got %q (%v); want a balance of 6 (12 over 3)", msg, ok)
 	}
 	noMessage(t, ends[w[1]], "a worker under its share")
@@ -207,7 +209,7 @@ func TestBalance(t *testing.T) {
 	p.board.begin(w[0], p.os.Now().Add(-time.Second), 0, "slow.lua")
 	p.advance(balanceQuiet + 10*time.Millisecond)
 	msg, _, ok = recv(t, ends[w[1]], 5*time.Second)
-	if !ok || len(msg) != 2 || msg[0] != msgBalance || msg[1] != 1 {
+	if !ok || len(msg) != 2 || msg[0] != handoff.Balance || msg[1] != 1 {
 		t.Fatalf("the fuller free worker got %q (%v); want a balance of 1", msg, ok)
 	}
 }
@@ -219,11 +221,11 @@ func TestBalance(t *testing.T) {
 func TestLeavingHeldForNext(t *testing.T) {
 	p, ends := handoffPool(t, 1)
 	old := p.running()[0]
-	if _, _, err := ends[old].WriteMsgUnix([]byte{msgLeaving}, nil, nil); err != nil {
+	if _, _, err := ends[old].WriteMsgUnix([]byte{handoff.Leaving}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	msg, _, ok := recv(t, ends[old], 5*time.Second)
-	if !ok || len(msg) != 2 || msg[0] != msgAck || msg[1] != 0 {
+	if !ok || len(msg) != 2 || msg[0] != handoff.Ack || msg[1] != 0 {
 		t.Fatalf("the leaving worker got %q (%v); want an acknowledgement, not a full stop", msg, ok)
 	}
 	sendConns(t, ends[old], 3)
@@ -242,9 +244,9 @@ func TestLeavingHeldForNext(t *testing.T) {
 
 	// In a full stop the acknowledgement says so.
 	p.signal(syscall.SIGTERM)
-	end.WriteMsgUnix([]byte{msgLeaving}, nil, nil)
+	end.WriteMsgUnix([]byte{handoff.Leaving}, nil, nil)
 	msg, _, ok = recv(t, end, 5*time.Second)
-	if !ok || len(msg) != 2 || msg[0] != msgAck || msg[1] != 1 {
+	if !ok || len(msg) != 2 || msg[0] != handoff.Ack || msg[1] != 1 {
 		t.Fatalf("a worker leaving in a full stop got %q (%v); want the full-stop acknowledgement", msg, ok)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/magnet-fcgi/magnet/internal/handoff"
 )
 
 // Hand-off: under magnetd a connection belongs to no worker for life. Each
@@ -18,18 +20,10 @@ import (
 // connection moves: no request begun, nothing buffered in user space.
 // Bytes the kernel holds for it travel with it; the new owner reads them.
 //
-// Messages are one byte, and connections ride on msgConns:
-//
-//	worker → magnetd: msgReady (I serve: send me connections), msgConns
-//	(take these), msgLeaving (I am stopping)
-//	magnetd → worker: msgConns (serve these), msgAck (nothing more will
-//	come; its second byte is 1 when no worker will take connections: a
-//	full stop), msgRelease (you have been inside one request too long:
-//	hand over your idle connections), msgBalance (hand over the number
-//	of idle connections in the second byte)
+// The messages are internal/handoff's, which magnetd speaks too.
 //
 // Ownership while a script runs: the loop holds ho.own at all times except
-// inside luabind.State.Run. The reader goroutine acts on msgRelease only
+// inside luabind.State.Run. The reader goroutine acts on handoff.Release only
 // when it gets ho.own with TryLock, so only while a script runs, and then
 // takes idle connections other than the running one: it removes them from
 // the epoll set and from s.conns, sends them, closes its descriptors and
@@ -39,18 +33,6 @@ import (
 // Nothing of this costs a system call per request: two uncontended mutex
 // operations around Run, and the busy check is magnetd's reading of the
 // scoreboard.
-const (
-	msgConns   = 'F'
-	msgLeaving = 'L'
-	msgAck     = 'A'
-	msgRelease = 'R'
-	msgBalance = 'B'
-	msgReady   = 'Y'
-)
-
-// maxHandoffFDs is the most descriptors one message carries (the kernel's
-// SCM_MAX_FD is 253).
-const maxHandoffFDs = 64
 
 // HoldReporter is implemented by a Reporter that also shows how many
 // connections the worker holds, so that magnetd can balance them. Holding
@@ -59,8 +41,8 @@ type HoldReporter interface {
 	Holding(n int)
 }
 
-// handoff is the worker's end of the hand-off channel.
-type handoff struct {
+// channel is the worker's end of the hand-off channel.
+type channel struct {
 	fd int           // the socket; the loop and the reader send on it under own
 	rc *net.UnixConn // a duplicate, read by the reader goroutine
 
@@ -71,10 +53,10 @@ type handoff struct {
 	inMu  sync.Mutex
 	inbox []int // connections received, for the loop to adopt
 
-	give    atomic.Int32 // connections magnetd asked for (msgBalance)
-	acked   atomic.Bool  // msgAck received
-	full    atomic.Bool  // msgAck said no worker will take connections
-	leaving bool         // msgLeaving sent (loop)
+	give    atomic.Int32 // connections magnetd asked for (handoff.Balance)
+	acked   atomic.Bool  // handoff.Ack received
+	full    atomic.Bool  // handoff.Ack said no worker will take connections
+	leaving bool         // handoff.Leaving sent (loop)
 	broken  bool         // the channel failed: behave as without magnetd
 
 	out, in atomic.Uint64 // connections handed over and received
@@ -93,7 +75,7 @@ func (s *Server) Handoffs() (out, in uint64) {
 
 // openHandoff takes over the socketpair end fd; nil when fd is 0 (none:
 // fd 0 is the listening socket).
-func openHandoff(fd int) (*handoff, error) {
+func openHandoff(fd int) (*channel, error) {
 	if fd <= 0 {
 		return nil, nil
 	}
@@ -114,7 +96,7 @@ func openHandoff(fd int) (*handoff, error) {
 		c.Close()
 		return nil, os.ErrInvalid
 	}
-	return &handoff{fd: fd, rc: uc, cur: -1}, nil
+	return &channel{fd: fd, rc: uc, cur: -1}, nil
 }
 
 // startHandoff locks the loop's ownership and starts the reader; it
@@ -133,7 +115,7 @@ func (s *Server) startHandoff() (stop func()) {
 	// Only now, its signals handled and its loop about to run, may the
 	// worker be given connections: one given earlier would die with a
 	// worker that fails to start.
-	if err := h.send([]byte{msgReady}, nil); err != nil {
+	if err := h.send([]byte{handoff.Ready}, nil); err != nil {
 		s.log.Warn("telling magnetd this worker serves", "err", err)
 		h.broken = true
 	}
@@ -146,68 +128,45 @@ func (s *Server) startHandoff() (stop func()) {
 }
 
 // readHandoff receives magnetd's messages until the channel closes.
-func (s *Server) readHandoff(h *handoff) {
+func (s *Server) readHandoff(h *channel) {
 	buf := make([]byte, 8)
-	oob := make([]byte, unix.CmsgSpace(4*maxHandoffFDs))
+	oob := make([]byte, unix.CmsgSpace(4*handoff.MaxFDs))
 	for {
 		n, oobn, _, _, err := h.rc.ReadMsgUnix(buf, oob)
 		if err != nil || (n == 0 && oobn == 0) {
 			return
 		}
-		fds := parseRights(oob[:oobn])
+		fds := handoff.ParseRights(oob[:oobn])
 		if n == 0 {
-			closeAll(fds)
+			handoff.CloseAll(fds)
 			continue
 		}
 		switch buf[0] {
-		case msgConns:
+		case handoff.Conns:
 			h.inMu.Lock()
 			h.inbox = append(h.inbox, fds...)
 			h.inMu.Unlock()
 			s.wake()
 			continue
-		case msgAck:
+		case handoff.Ack:
 			h.full.Store(n > 1 && buf[1] == 1)
 			h.acked.Store(true)
 			s.wake()
-		case msgRelease:
+		case handoff.Release:
 			if h.own.TryLock() {
 				// The loop is inside a script: connections given to it
 				// and not yet adopted go on too.
 				s.passInbox()
-				s.takeIdle(maxHandoffFDs, h.cur)
+				s.takeIdle(handoff.MaxFDs, h.cur)
 				h.own.Unlock()
 			}
-		case msgBalance:
+		case handoff.Balance:
 			if n > 1 && buf[1] > 0 {
 				h.give.Store(int32(buf[1]))
 				s.wake()
 			}
 		}
-		closeAll(fds)
-	}
-}
-
-func parseRights(oob []byte) []int {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil
-	}
-	var fds []int
-	for i := range msgs {
-		if r, err := unix.ParseUnixRights(&msgs[i]); err == nil {
-			fds = append(fds, r...)
-		}
-	}
-	for _, fd := range fds {
-		unix.CloseOnExec(fd)
-	}
-	return fds
-}
-
-func closeAll(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
+		handoff.CloseAll(fds)
 	}
 }
 
@@ -218,7 +177,7 @@ func (s *Server) wake() {
 }
 
 // send sends one message with fds on the channel, waiting briefly for room.
-func (h *handoff) send(msg []byte, fds []int) error {
+func (h *channel) send(msg []byte, fds []int) error {
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
@@ -252,15 +211,15 @@ func (s *Server) passInbox() {
 	h.inbox = nil
 	h.inMu.Unlock()
 	for len(in) > 0 {
-		k := min(len(in), maxHandoffFDs)
-		if err := h.send([]byte{msgConns}, in[:k]); err != nil {
+		k := min(len(in), handoff.MaxFDs)
+		if err := h.send([]byte{handoff.Conns}, in[:k]); err != nil {
 			// Keep them: the loop adopts them after the script.
 			h.inMu.Lock()
 			h.inbox = append(h.inbox, in...)
 			h.inMu.Unlock()
 			return
 		}
-		closeAll(in[:k])
+		handoff.CloseAll(in[:k])
 		h.out.Add(uint64(k))
 		in = in[k:]
 	}
@@ -282,9 +241,9 @@ func (s *Server) takeIdle(limit, skip int) int {
 	moved := 0
 	for moved < limit {
 		h.fds = h.fds[:0]
-		var batch [maxHandoffFDs]*conn
+		var batch [handoff.MaxFDs]*conn
 		for fd := range s.conns {
-			if fd == skip || len(h.fds) == min(limit-moved, maxHandoffFDs) {
+			if fd == skip || len(h.fds) == min(limit-moved, handoff.MaxFDs) {
 				continue
 			}
 			if c := s.conns[fd]; idle(c) {
@@ -300,7 +259,7 @@ func (s *Server) takeIdle(limit, skip int) int {
 		for _, fd := range h.fds {
 			unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 		}
-		if err := h.send([]byte{msgConns}, h.fds); err != nil {
+		if err := h.send([]byte{handoff.Conns}, h.fds); err != nil {
 			s.log.Warn("handing connections over failed; keeping them", "err", err)
 			h.broken = true
 			for _, fd := range h.fds {
@@ -407,7 +366,7 @@ func (s *Server) beginHandoff() {
 	for _, fd := range queued[:n] {
 		s.adopt(fd)
 	}
-	if err := h.send([]byte{msgLeaving}, nil); err != nil {
+	if err := h.send([]byte{handoff.Leaving}, nil); err != nil {
 		s.log.Warn("telling magnetd this worker leaves", "err", err)
 		h.broken = true
 		s.beginDrain()

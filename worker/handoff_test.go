@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/magnet-fcgi/magnet/internal/handoff"
 	"github.com/magnet-fcgi/magnet/protocol"
 )
 
@@ -41,7 +42,7 @@ func handoffWorker(t *testing.T, dir string) (sock string, srv *Server, master *
 	rep = &holdReporter{}
 	sock, srv = startServer(t, Config{Scripts: scriptsIn(dir), Reporter: rep, HandoffFD: fds[1]})
 	master = c.(*net.UnixConn)
-	if msg, _, ok := masterRecv(t, master, 10*time.Second); !ok || msg[0] != msgReady {
+	if msg, _, ok := masterRecv(t, master, 10*time.Second); !ok || msg[0] != handoff.Ready {
 		t.Fatalf("the worker's first message is %q (%v); want that it serves", msg, ok)
 	}
 	// When the test ends the worker stops and says it leaves: answer as
@@ -55,8 +56,8 @@ func handoffWorker(t *testing.T, dir string) (sock string, srv *Server, master *
 				if err != nil {
 					return
 				}
-				if n > 0 && b[0] == msgLeaving {
-					master.WriteMsgUnix([]byte{msgAck, 1}, nil, nil)
+				if n > 0 && b[0] == handoff.Leaving {
+					master.WriteMsgUnix([]byte{handoff.Ack, 1}, nil, nil)
 				}
 			}
 		}()
@@ -68,14 +69,14 @@ func handoffWorker(t *testing.T, dir string) (sock string, srv *Server, master *
 func masterRecv(t *testing.T, c *net.UnixConn, wait time.Duration) (msg []byte, fds []int, ok bool) {
 	t.Helper()
 	buf := make([]byte, 8)
-	oob := make([]byte, unix.CmsgSpace(4*maxHandoffFDs))
+	oob := make([]byte, unix.CmsgSpace(4*handoff.MaxFDs))
 	c.SetReadDeadline(time.Now().Add(wait))
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return nil, nil, false
 	}
-	fds = parseRights(oob[:oobn])
-	t.Cleanup(func() { closeAll(fds) })
+	fds = handoff.ParseRights(oob[:oobn])
+	t.Cleanup(func() { handoff.CloseAll(fds) })
 	return buf[:n], fds, true
 }
 
@@ -137,11 +138,11 @@ print("Content-Type: text/plain\r\n\r\nwaited")`)
 		if time.Now().After(deadline) {
 			t.Fatal("the worker released nothing while its script ran")
 		}
-		if _, _, err := master.WriteMsgUnix([]byte{msgRelease}, nil, nil); err != nil {
+		if _, _, err := master.WriteMsgUnix([]byte{handoff.Release}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if msg, got, ok := masterRecv(t, master, 20*time.Millisecond); ok {
-			if msg[0] != msgConns {
+			if msg[0] != handoff.Conns {
 				t.Fatalf("the worker sent %q; want connections", msg)
 			}
 			fds = got
@@ -214,7 +215,7 @@ func TestReleaseBetweenScripts(t *testing.T) {
 	dial(t, sock)
 	waitHolding(t, rep, 2)
 	for range 5 {
-		if _, _, err := master.WriteMsgUnix([]byte{msgRelease}, nil, nil); err != nil {
+		if _, _, err := master.WriteMsgUnix([]byte{handoff.Release}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -265,7 +266,7 @@ func TestAdoptWithRequestWaiting(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, _, err := master.WriteMsgUnix([]byte{msgConns}, unix.UnixRights(pair[1]), nil); err != nil {
+	if _, _, err := master.WriteMsgUnix([]byte{handoff.Conns}, unix.UnixRights(pair[1]), nil); err != nil {
 		t.Fatal(err)
 	}
 	unix.Close(pair[1])

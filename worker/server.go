@@ -146,7 +146,7 @@ type Server struct {
 	requests int
 	stopping atomic.Bool
 	fullStop atomic.Bool // Stop: no other worker takes over (drain.go)
-	ho       *handoff    // magnetd's hand-off channel; nil without (handoff.go)
+	ho       *channel    // magnetd's hand-off channel; nil without (handoff.go)
 	holdRep  HoldReporter
 	wd       watchdog
 	drainEnd time.Time

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/magnet-fcgi/magnet/internal/bytesize"
+	"github.com/magnet-fcgi/magnet/internal/handoff"
 	"github.com/magnet-fcgi/magnet/internal/scoreboard"
 	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/internal/status"
@@ -182,10 +183,10 @@ func run(ctx *cli.Context) error {
 		return err
 	}
 	cfg.Special = specialPages(ctx.String("status-path"), ctx.String("ping-path"), slot)
-	if v := os.Getenv("MAGNET_HANDOFF"); v != "" {
+	if v := os.Getenv(handoff.EnvVar); v != "" {
 		// magnetd's hand-off channel: connections move between workers.
 		if cfg.HandoffFD, err = strconv.Atoi(v); err != nil || cfg.HandoffFD <= 0 {
-			return fmt.Errorf("MAGNET_HANDOFF=%q: want a file descriptor", v)
+			return fmt.Errorf("%s=%q: want a file descriptor", handoff.EnvVar, v)
 		}
 	}
 

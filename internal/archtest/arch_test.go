@@ -79,13 +79,14 @@ func TestImportRules(t *testing.T) {
 		"protocol":            {},
 		"luabind":             {},
 		"scripts":             {"luabind"},
-		"worker":              {"protocol", "scripts", "luabind", "internal/shdict", "sqlbind", "redisbind"}, // binds magnet.shared, luasql, magnet.redis
-		"sqlbind":             {"luabind"},                                                                   // luasql on database/sql, outside the leaf
-		"redisbind":           {"luabind"},                                                                   // magnet.redis on go-redis, outside the leaf
-		"supervisor":          {"internal/socket"},
+		"worker":              {"protocol", "scripts", "luabind", "internal/shdict", "internal/handoff", "sqlbind", "redisbind"}, // binds magnet.shared, luasql, magnet.redis; speaks the hand-off
+		"sqlbind":             {"luabind"},                                                                                       // luasql on database/sql, outside the leaf
+		"redisbind":           {"luabind"},                                                                                       // magnet.redis on go-redis, outside the leaf
+		"supervisor":          {"internal/socket", "internal/handoff"},
 		"internal/socket":     {},
 		"internal/scoreboard": {},
 		"internal/shdict":     {},
+		"internal/handoff":    {},
 		"internal/status":     {"internal/scoreboard", "internal/shdict"},
 		"internal/statushttp": {"internal/status"},
 		"internal/devhttp":    {"protocol"},
