@@ -41,9 +41,11 @@ const (
 )
 
 // advWorkerFlags are the workers' flags (after "--" on magnetd's command
-// line, so that magnetd runs exactly this program).
+// line, so that magnetd runs exactly this program). The send timeout is
+// well below the request terminate timeout (1s), so that a client that
+// never reads is dropped by the worker, not ended by the watchdog.
 var advWorkerFlags = []string{
-	"--timeout", "500ms", "--memory-limit", "32M", "--read-timeout", "1s", "--send-timeout", "1s",
+	"--timeout", "500ms", "--memory-limit", "32M", "--read-timeout", "1s", "--send-timeout", "300ms",
 	"--idle-timeout", "2s", "--max-conns", "100", "--max-body", "1M", "--log-level", "debug",
 }
 
