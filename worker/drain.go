@@ -1,10 +1,6 @@
 package worker
 
-import (
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // Stop is the full stop, when no other worker will take this one's
 // connections over (magnetd is stopping: a host leaves its balancer). The
@@ -26,24 +22,9 @@ func (s *Server) Stop() {
 
 // beginFullStop starts Stop's drain in the loop's goroutine.
 func (s *Server) beginFullStop() {
-	s.listening = false
-	s.paused = false
-	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
-	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
-	// A connection the kernel has queued may already carry a request that
-	// the web server will not retry: take them all before the shutdown,
-	// which resets those left in the queue.
-	var queued []int
-	for {
-		fd, errno := s.acceptConn()
-		if errno == unix.EINTR || errno == unix.ECONNABORTED {
-			continue
-		}
-		if errno != 0 {
-			break
-		}
-		queued = append(queued, fd)
-	}
+	// Take the whole queue before the shutdown, which resets those left
+	// in it.
+	queued := s.stopListening()
 	// The socket is shared with the other workers and magnetd: shutting it
 	// down refuses new connections for all of them, which closing this
 	// worker's descriptor would not.

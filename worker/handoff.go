@@ -350,20 +350,7 @@ func (s *Server) adoptMoved(fd int) {
 // acknowledged, every idle connection is handed over (drainHandoff).
 func (s *Server) beginHandoff() {
 	h := s.ho
-	s.listening = false
-	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
-	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
-	var queued [64]int
-	n := 0
-	for n < len(queued) {
-		fd, errno := s.acceptConn()
-		if errno != 0 {
-			break
-		}
-		queued[n] = fd
-		n++
-	}
-	for _, fd := range queued[:n] {
+	for _, fd := range s.stopListening() {
 		s.adopt(fd)
 	}
 	if err := h.send([]byte{handoff.Leaving}, nil); err != nil {

@@ -448,28 +448,36 @@ func (s *Server) serveSole() bool {
 	return true
 }
 
+// stopListening ends accepting and starts the drain timeout, and returns
+// the connections the kernel had queued on the listening socket, for the
+// caller to serve: they may have woken this worker and no other
+// (EPOLLEXCLUSIVE), and may carry a request the web server will not retry.
+// The whole queue is taken before any of it is served, so that a client
+// that reconnects as soon as it is answered cannot keep a stopping worker
+// alive; the backlog bounds it. A worker paused at its connection cap stays
+// out of the epoll set: it must not resume accepting while it drains.
+func (s *Server) stopListening() []int {
+	s.listening = false
+	s.paused = false
+	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
+	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
+	var queued []int
+	for {
+		fd, errno := s.acceptConn()
+		if errno == unix.EINTR || errno == unix.ECONNABORTED {
+			continue
+		}
+		if errno != 0 {
+			return queued
+		}
+		queued = append(queued, fd)
+	}
+}
+
 // beginDrain stops accepting, answers the connections already queued, and
 // closes the connections with nothing pending.
 func (s *Server) beginDrain() {
-	s.listening = false
-	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
-	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
-	// Connections already queued may have woken this worker and no other
-	// (EPOLLEXCLUSIVE): answer them rather than leave them waiting. Once
-	// out of the epoll set, new arrivals wake the other workers. Take the
-	// queue first and serve it after, so that a client that reconnects as
-	// soon as it is answered cannot keep a stopping worker alive.
-	var queued [64]int
-	n := 0
-	for n < len(queued) {
-		fd, errno := s.acceptConn()
-		if errno != 0 {
-			break
-		}
-		queued[n] = fd
-		n++
-	}
-	for _, fd := range queued[:n] {
+	for _, fd := range s.stopListening() {
 		s.adopt(fd)
 	}
 	// A connection is closed only between requests: one that already got
