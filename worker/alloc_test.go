@@ -55,6 +55,13 @@ func roundTrip(tb testing.TB, s *Server, c *conn, peer int, req, buf []byte) {
 // nothing on the Go heap.
 func TestNoAllocPerRequest(t *testing.T) {
 	s, c, peer, req := serverPair(t)
+	noAllocRoundTrips(t, s, c, peer, req)
+}
+
+// noAllocRoundTrips fails t unless a request on the pair, once warm,
+// allocates nothing.
+func noAllocRoundTrips(t *testing.T, s *Server, c *conn, peer int, req []byte) {
+	t.Helper()
 	buf := make([]byte, 4096)
 	for i := 0; i < 10; i++ {
 		roundTrip(t, s, c, peer, req, buf)
@@ -68,6 +75,11 @@ func TestNoAllocPerRequest(t *testing.T) {
 // decode, stat, run 123.lua, encode, write.
 func BenchmarkServeConn(b *testing.B) {
 	s, c, peer, req := serverPair(b)
+	benchRoundTrips(b, s, c, peer, req)
+}
+
+// benchRoundTrips times b.N requests on the pair after one warm-up.
+func benchRoundTrips(b *testing.B, s *Server, c *conn, peer int, req []byte) {
 	buf := make([]byte, 4096)
 	roundTrip(b, s, c, peer, req, buf)
 	b.ReportAllocs()

@@ -311,17 +311,9 @@ func (b *sharedDict) expire(c *luabind.Call) (int, error) {
 
 // get_keys([max]) -> {keys}, at most max (default 1024, 0: all)
 func (b *sharedDict) keys(c *luabind.Call) (int, error) {
-	i := self(c)
-	max := 1024
-	if !c.IsNoneOrNil(i) {
-		n, err := c.CheckNumber(i)
-		if err != nil {
-			return 0, err
-		}
-		if !(n >= 0) {
-			return 0, c.ArgError(i, "bad max count")
-		}
-		max = int(min(n, math.MaxInt32))
+	max, err := maxCount(c, self(c), 1024)
+	if err != nil {
+		return 0, err
 	}
 	c.NewTable(0, 0)
 	n := 0
@@ -333,6 +325,22 @@ func (b *sharedDict) keys(c *luabind.Call) (int, error) {
 	return 1, nil
 }
 
+// maxCount reads the optional max count argument i of get_keys and
+// flush_expired: def when it is absent, else a number >= 0.
+func maxCount(c *luabind.Call, i, def int) (int, error) {
+	if c.IsNoneOrNil(i) {
+		return def, nil
+	}
+	n, err := c.CheckNumber(i)
+	if err != nil {
+		return 0, err
+	}
+	if !(n >= 0) {
+		return 0, c.ArgError(i, "bad max count")
+	}
+	return int(min(n, math.MaxInt32)), nil
+}
+
 // flush_all()
 func (b *sharedDict) flushAll(c *luabind.Call) (int, error) {
 	b.d.FlushAll()
@@ -341,17 +349,9 @@ func (b *sharedDict) flushAll(c *luabind.Call) (int, error) {
 
 // flush_expired([max]) -> how many were removed
 func (b *sharedDict) flushExpired(c *luabind.Call) (int, error) {
-	i := self(c)
-	max := 0
-	if !c.IsNoneOrNil(i) {
-		n, err := c.CheckNumber(i)
-		if err != nil {
-			return 0, err
-		}
-		if !(n >= 0) {
-			return 0, c.ArgError(i, "bad max count")
-		}
-		max = int(min(n, math.MaxInt32))
+	max, err := maxCount(c, self(c), 0)
+	if err != nil {
+		return 0, err
 	}
 	c.PushNumber(float64(b.d.FlushExpired(max)))
 	return 1, nil

@@ -226,24 +226,12 @@ func watchedPair(tb testing.TB) (s *Server, c *conn, peer int, req []byte) {
 // nothing, nor does its goroutine reading the RSS meanwhile.
 func TestNoAllocWatchdog(t *testing.T) {
 	s, c, peer, req := watchedPair(t)
-	buf := make([]byte, 4096)
-	for i := 0; i < 10; i++ {
-		roundTrip(t, s, c, peer, req, buf)
-	}
-	if n := testing.AllocsPerRun(1000, func() { roundTrip(t, s, c, peer, req, buf) }); n != 0 {
-		t.Fatalf("%v allocations per request, want 0", n)
-	}
+	noAllocRoundTrips(t, s, c, peer, req)
 }
 
 // BenchmarkServeConnWatchdog is BenchmarkServeConn with the self-watchdog
 // and the RSS check on.
 func BenchmarkServeConnWatchdog(b *testing.B) {
 	s, c, peer, req := watchedPair(b)
-	buf := make([]byte, 4096)
-	roundTrip(b, s, c, peer, req, buf)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		roundTrip(b, s, c, peer, req, buf)
-	}
+	benchRoundTrips(b, s, c, peer, req)
 }
