@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -170,8 +171,17 @@ print("Content-Type: text/plain\r\n\r\nwaited")`)
 	if !seen['a'] || !seen['b'] {
 		t.Fatalf("the released descriptors carried %v; want the idle clients' a and b", seen)
 	}
-	if out, _ := srv.Handoffs(); out != 2 {
-		t.Errorf("Handoffs out = %d; want 2", out)
+	// The worker counts them once sendmsg has returned, which may be after
+	// the descriptors arrived here: wait for the count.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, _ := srv.Handoffs()
+		if out == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Handoffs out = %d; want 2", out)
+		}
+		runtime.Gosched()
 	}
 
 	os.WriteFile(flag, nil, 0o644)
