@@ -8,23 +8,24 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/magnet-fcgi/magnet/protocol"
 )
 
-// respond frames a script's finished response once its Content-Length,
-// if it set one, matches the body (the web server would cut the page
-// short, or wait for bytes that never come); a mismatch is a 500 with a
-// log line that says what to fix.
+// respond frames a script's finished response once it is a CGI response
+// (a header block built from magnet.header and magnet.status, or printed
+// before the page) and its Content-Length, if it set one, matches the body
+// (the web server would cut the page short, or wait for bytes that never
+// come). Anything else is a 500 with a log line that says what to fix.
 func (s *Server) respond(id uint16, script []byte) []byte {
 	h, body := s.st.HeaderBlock(), s.st.Output()
 	if h == nil {
-		// printed output without a header block still goes out as it is:
-		// refusing it (errNotCGI) waits for the tests that print bare
-		// bodies to print a header block
-		if end := headerEnd(body); end >= 0 {
-			h, body = body[:end], body[end:]
+		end := headerEnd(body)
+		if end < 0 {
+			return s.failure(id, script, notCGI(body))
 		}
+		h, body = body[:end], body[end:]
 	}
 	if err := checkLength(h, body); err != nil {
 		return s.failure(id, script, err)
@@ -36,12 +37,24 @@ func (s *Server) respond(id uint16, script []byte) []byte {
 	return protocol.AppendResponse(out, id, s.st.Output(), nil, 0)
 }
 
-// errNotCGI is the error for printed output without a header block.
+// errNotCGI is the error for printed output without a header block: the
+// web server would answer 502 with a log line that names no cause.
 var errNotCGI = errors.New("the script's output is not a CGI response: set magnet.header or magnet.status, or print a header block (\"Content-Type: text/html\\r\\n\\r\\n\") before the page")
 
+// notCGI is errNotCGI with the start of the output, which shows what the
+// script printed first.
+func notCGI(out []byte) error {
+	if len(out) == 0 {
+		return fmt.Errorf("%w (it printed nothing)", errNotCGI)
+	}
+	return fmt.Errorf("%w (it begins %q)", errNotCGI, out[:min(len(out), 40)])
+}
+
 // headerEnd is the length of the CGI header block that starts out (its
-// blank line included), or -1 when out does not start with one: each
-// line up to the blank one must be "Name: value".
+// blank line included), or -1 when out does not start with one. A header
+// block (RFC 3875 section 6) is one or more lines "Name: value", the name
+// an HTTP token, ended by CRLF or LF, then a blank line; "Status: 200" or
+// "Location: /x" alone is one.
 func headerEnd(out []byte) int {
 	for off := 0; off < len(out); {
 		nl := bytes.IndexByte(out[off:], '\n')
@@ -59,12 +72,27 @@ func headerEnd(out []byte) int {
 			return off + nl + 1
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || bytes.IndexByte(line[:colon], ' ') >= 0 {
+		if colon <= 0 || !isToken(line[:colon]) {
 			return -1
 		}
 		off += nl + 1
 	}
 	return -1
+}
+
+// isToken reports whether name is an HTTP token (RFC 9110 section 5.6.2),
+// so that a page's first line ("<p>Note: ...", a JSON object) is not
+// taken for a header.
+func isToken(name []byte) bool {
+	for _, c := range name {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkLength compares a Content-Length in header with the body. A body

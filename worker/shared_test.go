@@ -175,7 +175,7 @@ func BenchmarkSharedLua(b *testing.B) {
 			if op == "incr" {
 				call = `d:incr("k", 1)`
 			}
-			script := writeScript(b, dir, "b.lua", "local d = magnet.shared.bench\nfor i = 1, 1000 do "+call+" end\nprint(1)")
+			script := writeScript(b, dir, "b.lua", "local d = magnet.shared.bench\nfor i = 1, 1000 do "+call+" end\nprint(\"Content-Type: text/plain\\r\\n\\r\\n1\")")
 			lfd, err := Listen(filepath.Join(dir, "l.sock"), 1)
 			if err != nil {
 				b.Fatal(err)

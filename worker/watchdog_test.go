@@ -153,7 +153,7 @@ func TestMaxRSSRecycles(t *testing.T) {
 	script := writeScript(t, dir, "grow.lua", `_G.hog = _G.hog or {}
 local hog = _G.hog
 hog[#hog + 1] = string.rep("x", 1024 * 1024 - 16) .. #hog
-print(#hog)
+print("Content-Type: text/plain\r\n\r\n" .. #hog)
 `)
 	sock := filepath.Join(dir, "w.sock")
 	fd, err := Listen(sock, 16)
@@ -183,7 +183,7 @@ print(#hog)
 			}
 			break
 		}
-		if got := strings.TrimSpace(string(resp.Stdout)); got != strconv.Itoa(answered+1) {
+		if _, _, body, err := protocol.ParseCGI(resp.Stdout); err != nil || strings.TrimSpace(string(body)) != strconv.Itoa(answered+1) {
 			t.Fatalf("request %d answered %q", answered, resp.Stdout)
 		}
 	}
