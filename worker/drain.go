@@ -1,7 +1,5 @@
 package worker
 
-import "golang.org/x/sys/unix"
-
 // Stop is the full stop, when no other worker will take this one's
 // connections over (magnetd is stopping: a host leaves its balancer). The
 // worker takes the connections already queued on the listening socket,
@@ -22,16 +20,7 @@ func (s *Server) Stop() {
 
 // beginFullStop starts Stop's drain in the loop's goroutine.
 func (s *Server) beginFullStop() {
-	// Take the whole queue before the shutdown, which resets those left
-	// in it.
-	queued := s.stopListening()
-	// The socket is shared with the other workers and magnetd: shutting it
-	// down refuses new connections for all of them, which closing this
-	// worker's descriptor would not.
-	if err := unix.Shutdown(s.listenFD, unix.SHUT_RD); err != nil && err != unix.EINVAL && err != unix.ENOTCONN {
-		s.log.Warn("shutting down the listening socket", "err", err)
-	}
-	for _, fd := range queued {
+	for _, fd := range s.closeListener() {
 		s.adopt(fd)
 	}
 	s.log.Info("stopping: waiting for the web server to close its connections",

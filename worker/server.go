@@ -461,16 +461,21 @@ func (s *Server) stopListening() []int {
 	s.paused = false
 	s.drainEnd = time.Now().Add(s.cfg.DrainTimeout)
 	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, s.listenFD, nil)
-	var queued []int
+	return s.takeQueued(nil)
+}
+
+// takeQueued accepts every connection queued on the listening socket, and
+// appends them to fds.
+func (s *Server) takeQueued(fds []int) []int {
 	for {
 		fd, errno := s.acceptConn()
 		if errno == unix.EINTR || errno == unix.ECONNABORTED {
 			continue
 		}
 		if errno != 0 {
-			return queued
+			return fds
 		}
-		queued = append(queued, fd)
+		fds = append(fds, fd)
 	}
 }
 
