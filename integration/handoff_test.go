@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,7 +51,8 @@ func startPoolNginx(t *testing.T, args ...string) (*proc, string) {
 // pool is reloaded (SIGHUP) and single workers are stopped (SIGTERM): the
 // workers hand their connections over, so no request fails. The issue's
 // run is 60 s, five times; the suite runs 15 s once
-// (MAGNET_HANDOFF_SOAK=60s for the long run).
+// (MAGNET_HANDOFF_SOAK=60s for the long run). MAGNET_HANDOFF_ONLY=recycle,
+// reload or term keeps one of the three, to measure each alone.
 func TestHandoffLossless(t *testing.T) {
 	d := 15 * time.Second
 	if v := os.Getenv("MAGNET_HANDOFF_SOAK"); v != "" {
@@ -59,7 +61,12 @@ func TestHandoffLossless(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, base := startPoolNginx(t, "--max-requests", "50", "--drain-timeout", "10s")
+	only := os.Getenv("MAGNET_HANDOFF_ONLY")
+	args := []string{"--drain-timeout", "10s"}
+	if only == "" || only == "recycle" {
+		args = append(args, "--max-requests", "50")
+	}
+	m, base := startPoolNginx(t, args...)
 	var (
 		ok, bad atomic.Int64
 		mu      sync.Mutex
@@ -95,6 +102,12 @@ func TestHandoffLossless(t *testing.T) {
 	}
 	hup := time.NewTicker(2500 * time.Millisecond)
 	term := time.NewTicker(1500 * time.Millisecond)
+	if only != "" && only != "reload" {
+		hup.Stop()
+	}
+	if only != "" && only != "term" {
+		term.Stop()
+	}
 	end := time.After(d)
 	reloads, terms := 0, 0
 loop:
@@ -116,7 +129,7 @@ loop:
 	term.Stop()
 	close(stop)
 	wg.Wait()
-	t.Logf("%d POSTs answered, %d failed, over %v with %d reloads and %d worker SIGTERMs", ok.Load(), bad.Load(), d, reloads, terms)
+	t.Logf("%d POSTs answered, %d failed, over %v with %d reloads, %d worker SIGTERMs and %d workers started", ok.Load(), bad.Load(), d, reloads, terms, strings.Count(m.out.String(), "msg=\"worker started\""))
 	if ok.Load() < 500 {
 		t.Errorf("only %d requests answered: the load did not run", ok.Load())
 	}
