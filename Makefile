@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -ldflags "-X github.com/magnet-fcgi/magnet/internal/version.Version=$(VERSION)"
 ADDR     ?= 127.0.0.1:8080
 
-.PHONY: all build deps deps-test run test test-go test-race test-luajit fuzz vet bench clean
+.PHONY: all build deps deps-test run test test-go test-race test-luajit fuzz vet bench bench-db clean
 .PHONY: deps-cross cross test-arm64
 
 all: build
@@ -67,6 +67,11 @@ fuzz:
 
 bench: build
 	bench/run
+	bench/db
+
+# The database page alone (MariaDB, PHP-FPM with PDO, LuaSQL): bench/README.md.
+bench-db: build
+	bench/db
 
 clean:
 	rm -rf bin bench/build

@@ -40,6 +40,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "d", 5*time.Second, "measured `duration` (ignored with -n)")
 	flag.Int64Var(&cfg.total, "n", 0, "stop after this many measured requests instead of after -d")
 	flag.StringVar(&cfg.script, "script", "", "SCRIPT_FILENAME sent with each request")
+	flag.StringVar(&cfg.query, "query", "", "QUERY_STRING sent with each request")
 	flag.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "`duration` of unmeasured load before the measurement")
 	flag.StringVar(&cfg.expect, "expect", "123", "expected response body (after the CGI headers)")
 	flag.BoolVar(&cfg.raw, "raw", false, "use blocking system calls on raw sockets, one OS thread per connection, instead of Go's network poller")
@@ -62,17 +63,21 @@ func main() {
 	fmt.Printf("%s\n", out)
 }
 
-// requestParams returns the CGI parameters of a GET of script, close to
-// what lighttpd and nginx send.
-func requestParams(script string) []protocol.Pair {
+// requestParams returns the CGI parameters of a GET of script with the
+// query string query, close to what lighttpd and nginx send.
+func requestParams(script, query string) []protocol.Pair {
 	name := "/" + filepath.Base(script)
+	uri := name
+	if query != "" {
+		uri += "?" + query
+	}
 	kv := [][2]string{
 		{"SCRIPT_FILENAME", script},
 		{"SCRIPT_NAME", name},
-		{"REQUEST_URI", name},
+		{"REQUEST_URI", uri},
 		{"DOCUMENT_URI", name},
 		{"DOCUMENT_ROOT", filepath.Dir(script)},
-		{"QUERY_STRING", ""},
+		{"QUERY_STRING", query},
 		{"REQUEST_METHOD", "GET"},
 		{"CONTENT_LENGTH", ""},
 		{"CONTENT_TYPE", ""},

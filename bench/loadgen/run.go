@@ -25,6 +25,7 @@ type config struct {
 	duration, warmup time.Duration
 	total            int64
 	script, expect   string
+	query            string
 }
 
 // result is the JSON line loadgen prints.
@@ -82,7 +83,7 @@ func run(cfg config) (*result, error) {
 	req := protocol.EncodeRequest(nil, &protocol.Request{
 		ID:       1,
 		KeepConn: cfg.keepConn,
-		Params:   requestParams(cfg.script),
+		Params:   requestParams(cfg.script, cfg.query),
 	})
 	s := &shared{cfg: cfg, req: req, expect: []byte(cfg.expect), stopCh: make(chan struct{})}
 	d, err := newDialer(cfg.network, cfg.addr)
