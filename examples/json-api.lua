@@ -1,6 +1,9 @@
 -- A small JSON API on magnet.json: GET lists the notes kept in this
 -- worker's _G, POST {"text": "..."} adds one. Bad JSON is a 400.
-notes = notes or {}
+-- (A plain global assignment would go to this request's environment and
+-- be gone at its end: what outlives the request goes in _G.)
+_G.notes = _G.notes or {}
+local notes = _G.notes
 
 magnet.header["Content-Type"] = "application/json"
 local r = magnet.request
