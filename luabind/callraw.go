@@ -36,6 +36,9 @@ func (c *Call) ArgType(i int) int {
 	if !c.arg(i) {
 		return TypeNone
 	}
+	if i <= c.nread {
+		return int(c.args[i-1].kind)
+	}
 	return int(C.mg_raw_type(c.L, C.int(i)))
 }
 
@@ -45,6 +48,13 @@ func (c *Call) ArgType(i int) int {
 func (c *Call) ArgBytes(i int) []byte {
 	if !c.arg(i) {
 		return nil
+	}
+	if i <= c.nread {
+		a := &c.args[i-1]
+		if a.s == nil {
+			return nil
+		}
+		return unsafe.Slice((*byte)(unsafe.Pointer(a.s)), int(a.n))
 	}
 	s := C.mg_raw_string(c.L, C.int(i))
 	if s.p == nil {
@@ -60,6 +70,12 @@ func (c *Call) ArgBytes(i int) []byte {
 func (c *Call) ArgNumber(i int) float64 {
 	if !c.arg(i) {
 		return 0
+	}
+	if i <= c.nread {
+		if c.args[i-1].kind != C.LUA_TNUMBER {
+			return 0
+		}
+		return float64(c.args[i-1].num)
 	}
 	return float64(C.mg_raw_number(c.L, C.int(i)))
 }

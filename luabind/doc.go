@@ -48,10 +48,12 @@
 //     arguments with calls that neither allocate nor call metamethods
 //     (a number is formatted in C, not converted with lua_tolstring), and
 //     it does not push results: it encodes them (MG_OP_* in magnet.h) into
-//     a result box, a userdata that mg_gofunc made before the call, and
-//     C pushes them after Go has returned. An error is the last encoded
-//     op, raised by C. Both Go functions recover Go panics first, so a Go
-//     panic never unwinds C frames.
+//     a C buffer, the state's gores (or, for a call that a finalizer made
+//     while C pushed from gores, a result box: a userdata that mg_gofunc
+//     made before the call), and C pushes them after Go has returned. The
+//     trampoline reads the first arguments for Go beforehand. An error is
+//     the last encoded op, raised by C. Both Go functions recover Go
+//     panics first, so a Go panic never unwinds C frames.
 //
 //  4. Stack space. Lua gives a C function LUA_MINSTACK free slots and no
 //     more. A function that may push more, for example one value per

@@ -3,10 +3,10 @@
 #include "internal.h"
 #include "_cgo_export.h"
 
-/* A result box is a userdata holding the encoded results of one Go call.
- * It lives on the Lua stack while C pushes the results, so a nested Go
- * call (a __gc finalizer run by one of those pushes) gets its own box, and
- * an error raised by a push leaves the buffer to the collector. */
+/* A result box is a userdata holding the encoded results of one nested
+ * Go call (a __gc finalizer run by a push of another call's results). It
+ * lives on the Lua stack while C pushes the results, so an error raised by
+ * a push leaves the buffer to the collector. */
 static int box_gc(lua_State *L) {
 	mg_buf *b = lua_touserdata(L, 1);
 	if (b) {
@@ -53,17 +53,26 @@ int mg_box_set(mg_buf *b, const char *p, size_t n) {
 }
 
 /* set_target checks that t is a table the function may store into: an
- * argument or one of its results, not the box, and below the value. */
-static int set_target(lua_State *L, int box, int32_t t) {
+ * argument or one of its results, not the box, and below the value. base
+ * is the last slot below the results (the box, or the last argument). */
+static int set_target(lua_State *L, int base, int box, int32_t t) {
 	int top = lua_gettop(L);
 	int abs = t > 0 ? t : top + 1 + t;
-	if (top <= box || abs < 1 || abs >= top || abs == box || !lua_istable(L, abs)) return 0;
+	if (top <= base || abs < 1 || abs >= top || (box && abs == box) || !lua_istable(L, abs)) return 0;
 	return abs;
 }
 
-/* replay pushes the results encoded in the box at index box. */
-static int replay(lua_State *L, int box, int ret) {
-	mg_buf *b = lua_touserdata(L, box);
+/* fail raises msg after releasing the state's result buffer. */
+static int fail(lua_State *L, mg_state *S, int box, const char *msg) {
+	if (!box) S->gores_busy = 0;
+	return luaL_error(L, "%s", msg);
+}
+
+/* replay pushes the results encoded in b above base. box is the index of
+ * the call's own result box, or 0 when b is the state's gores, which is
+ * released before any error is raised (a memory error in a push leaves it
+ * busy until the next run, and calls meanwhile take boxes). */
+static int replay(lua_State *L, mg_state *S, int base, int box, mg_buf *b, int ret) {
 	reader r = {b->p, b->p + b->len};
 	while (r.p < r.end) {
 		char op = *r.p++;
@@ -71,7 +80,7 @@ static int replay(lua_State *L, int box, int ret) {
 		size_t n;
 		int32_t t, i;
 		/* at most two slots per op (FIELD pushes its key) */
-		luaL_checkstack(L, 2, "too many results from a Go function");
+		if (!lua_checkstack(L, 2)) return fail(L, S, box, "stack overflow (too many results from a Go function)");
 		switch (op) {
 		case MG_OP_NIL:
 			lua_pushnil(L);
@@ -92,7 +101,10 @@ static int replay(lua_State *L, int box, int ret) {
 		case MG_OP_ERROR:
 			if (rd_str(&r, &s, &n) != 0) goto bad;
 			lua_pushlstring(L, s, n);
-			if (op == MG_OP_ERROR) return lua_error(L);
+			if (op == MG_OP_ERROR) {
+				if (!box) S->gores_busy = 0;
+				return lua_error(L);
+			}
 			break;
 		case MG_OP_TABLE: {
 			int32_t narr, nrec;
@@ -102,41 +114,80 @@ static int replay(lua_State *L, int box, int ret) {
 		}
 		case MG_OP_FIELD:
 			if (rd(&r, &t, 4) != 0 || rd_str(&r, &s, &n) != 0) goto bad;
-			if (!(t = set_target(L, box, t))) goto bad;
+			if (!(t = set_target(L, base, box, t))) goto bad;
 			lua_pushlstring(L, s, n);
 			lua_insert(L, -2);
 			lua_rawset(L, t);
 			break;
 		case MG_OP_INDEX:
 			if (rd(&r, &t, 4) != 0 || rd(&r, &i, 4) != 0) goto bad;
-			if (!(t = set_target(L, box, t))) goto bad;
+			if (!(t = set_target(L, base, box, t))) goto bad;
 			lua_rawseti(L, t, i);
 			break;
 		default:
 			goto bad;
 		}
 	}
+	if (!box) S->gores_busy = 0;
 	if (ret == MG_GOERROR) return luaL_error(L, "Go function failed without a message");
-	if (ret < 0 || ret > lua_gettop(L) - box) return luaL_error(L, "Go function returned %d values but pushed %d", ret, lua_gettop(L) - box);
+	if (ret < 0 || ret > lua_gettop(L) - base) return luaL_error(L, "Go function returned %d values but pushed %d", ret, lua_gettop(L) - base);
 	return ret;
 bad:
-	return luaL_error(L, "Go function: bad result encoding");
+	return fail(L, S, box, "Go function: bad result encoding");
+}
+
+/* read_args reads the first MG_ARGS arguments for Go, with calls that
+ * neither allocate nor raise (a number is not converted to a string). */
+static int read_args(lua_State *L, int nargs, mg_arg *args) {
+	int n = nargs < MG_ARGS ? nargs : MG_ARGS;
+	for (int i = 0; i < n; i++) {
+		mg_arg *a = &args[i];
+		a->kind = lua_type(L, i + 1);
+		a->s = NULL;
+		a->n = 0;
+		a->num = 0;
+		switch (a->kind) {
+		case LUA_TSTRING:
+			a->s = lua_tolstring(L, i + 1, &a->n);
+			break;
+		case LUA_TNUMBER:
+			a->num = (double)lua_tonumber(L, i + 1);
+			break;
+		case LUA_TBOOLEAN:
+			a->num = lua_toboolean(L, i + 1);
+			break;
+		}
+	}
+	return n;
 }
 
 /* mg_gofunc calls a Go function. Go reads its arguments without raising
- * and encodes its results (or its error) into a result box; C pushes
- * them, and raises, after every Go frame has returned. */
+ * and encodes its results (or its error) into a C buffer; C pushes them,
+ * and raises, after every Go frame has returned. The buffer is the
+ * state's gores, unless C is pushing from it already (this call comes
+ * from a __gc finalizer that one of those pushes ran): then it is a result
+ * box, a userdata of the call's own that the collector frees. */
 static int mg_gofunc(lua_State *L) {
 	mg_state *S = UPSTATE(L);
 	int id = (int)lua_tointeger(L, lua_upvalueindex(2));
+	int nargs = lua_gettop(L);
+	mg_arg args[MG_ARGS];
+	int nread = read_args(L, nargs, args);
+	if (!S->gores_busy) {
+		mg_buf *b = &S->gores;
+		b->len = 0;
+		int ret = magnetCallGo(S->handle, L, id, nargs, args, nread, b);
+		S->gores_busy = 1;
+		return replay(L, S, nargs, 0, b, ret);
+	}
 	luaL_checkstack(L, 1, "too many arguments");
 	mg_buf *b = lua_newuserdata(L, sizeof *b);
 	memset(b, 0, sizeof *b);
 	int box = lua_gettop(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, S->box_mt_ref);
 	lua_setmetatable(L, box);
-	int ret = magnetCallGo(S->handle, L, id, box - 1, b);
-	return replay(L, box, ret);
+	int ret = magnetCallGo(S->handle, L, id, nargs, args, nread, b);
+	return replay(L, S, box, box, b, ret);
 }
 
 /* find_table leaves the (possibly new) global table at path on the stack. */

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"math"
 	"runtime/cgo"
-	"sync"
 	"unsafe"
 )
 
@@ -35,16 +34,20 @@ type goFunc struct {
 }
 
 // Call is the argument and result stack of one Go function call. Reading
-// an argument calls no Lua function that can raise. Results are not pushed
-// from Go: they are encoded (the MG_OP_* codes of magnet.h) and the C
-// trampoline pushes them after Go has returned, checking stack space, so
-// that no Lua error (a memory error, a raising __gc finalizer, a stack
-// overflow) can unwind through Go frames.
+// an argument calls no Lua function that can raise: the trampoline has
+// read the first MG_ARGS of them, and the others are read with calls that
+// neither allocate nor call metamethods. Results are not pushed from Go:
+// they are encoded (the MG_OP_* codes of magnet.h) and the C trampoline
+// pushes them after Go has returned, checking stack space, so that no Lua
+// error (a memory error, a raising __gc finalizer, a stack overflow) can
+// unwind through Go frames.
 type Call struct {
 	st    *State
 	L     *C.lua_State
 	name  string
 	nargs int
+	args  *[C.MG_ARGS]C.mg_arg // read by the trampoline
+	nread int                  // how many of args it read
 }
 
 // Register makes fn callable from Lua as table.name ("" for a global),
@@ -64,37 +67,43 @@ func (st *State) Register(table, name string, fn Func) {
 }
 
 //export magnetCallGo
-func magnetCallGo(h C.uintptr_t, L *C.lua_State, id C.int, nargs C.int, box *C.mg_buf) (ret C.int) {
-	// Calls are pooled: a Call handed to a Func escapes, and Go functions
-	// on a hot path (magnet.shared) should not allocate.
-	c := callPool.Get().(*Call)
+func magnetCallGo(h C.uintptr_t, L *C.lua_State, id C.int, nargs C.int, args *C.mg_arg, nread C.int, out *C.mg_buf) (ret C.int) {
+	// A Call handed to a Func escapes, and Go functions on a hot path
+	// (magnet.shared) should not allocate: each state keeps one, as no
+	// Go function of a state runs inside another (a nested call comes
+	// from C's pushes, after the outer Go function returned).
+	var c *Call
 	defer func() {
 		if p := recover(); p != nil {
+			if c == nil {
+				c = &Call{}
+			}
 			c.st = nil // the handle may be what failed
-			ret = finishCall(c, box, fmt.Errorf("%s: internal error: %v", c.name, p))
+			ret = finishCall(c, out, fmt.Errorf("%s: internal error: %v", c.name, p))
 		}
-		*c = Call{}
-		callPool.Put(c)
+		if c != nil {
+			*c = Call{}
+		}
 	}()
 	st := cgo.Handle(h).Value().(*State)
 	f := st.funcs[id]
-	*c = Call{st: st, L: L, name: f.name, nargs: int(nargs)}
+	c = &st.call
+	*c = Call{st: st, L: L, name: f.name, nargs: int(nargs),
+		args: (*[C.MG_ARGS]C.mg_arg)(unsafe.Pointer(args)), nread: int(nread)}
 	st.res = st.res[:0]
 	n, err := f.fn(c)
 	if err != nil {
-		return finishCall(c, box, err)
+		return finishCall(c, out, err)
 	}
-	if finishCall(c, box, nil) != 0 {
+	if finishCall(c, out, nil) != 0 {
 		return C.MG_GOERROR
 	}
 	return C.int(n)
 }
 
-var callPool = sync.Pool{New: func() any { return new(Call) }}
-
-// finishCall copies the encoded results, or the error, into the box: 0,
-// or MG_GOERROR.
-func finishCall(c *Call, box *C.mg_buf, err error) C.int {
+// finishCall copies the encoded results, or the error, into the C buffer
+// out: 0, or MG_GOERROR.
+func finishCall(c *Call, out *C.mg_buf, err error) C.int {
 	var res []byte
 	if c.st != nil {
 		res = c.st.res
@@ -107,10 +116,17 @@ func finishCall(c *Call, box *C.mg_buf, err error) C.int {
 	if c.st != nil {
 		c.st.res = res[:0]
 	}
+	out.len = 0
 	if len(res) == 0 {
 		return ret
 	}
-	if C.mg_box_set(box, (*C.char)(unsafe.Pointer(&res[0])), C.size_t(len(res))) != 0 {
+	if len(res) <= int(out.cap) {
+		// The buffer is large enough: no cgo call.
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(out.p)), int(out.cap)), res)
+		out.len = C.size_t(len(res))
+		return ret
+	}
+	if C.mg_box_set(out, (*C.char)(unsafe.Pointer(&res[0])), C.size_t(len(res))) != 0 {
 		return C.MG_GOERROR // out of C memory: C raises a generic error
 	}
 	return ret
@@ -143,12 +159,15 @@ func (c *Call) arg(i int) bool { return i >= 1 && i <= c.nargs }
 // argument error.
 func (c *Call) CheckString(i int) (string, error) {
 	if c.arg(i) {
-		switch C.mg_type(c.L, C.int(i)) {
-		case C.LUA_TSTRING:
+		switch c.ArgType(i) {
+		case TypeString:
+			if i <= c.nread {
+				return string(c.ArgBytes(i)), nil
+			}
 			var n C.size_t
 			p := C.mg_tolstring(c.L, C.int(i), &n)
 			return C.GoStringN(p, C.int(n)), nil
-		case C.LUA_TNUMBER:
+		case TypeNumber:
 			var buf [64]byte
 			k := C.mg_numstr(c.L, C.int(i), (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)))
 			return string(buf[:k]), nil
@@ -167,7 +186,7 @@ func (c *Call) OptString(i int, def string) (string, error) {
 
 // CheckNumber returns argument i as a number, or an argument error.
 func (c *Call) CheckNumber(i int) (float64, error) {
-	if !c.arg(i) || C.mg_type(c.L, C.int(i)) != C.LUA_TNUMBER {
+	if c.ArgType(i) != TypeNumber {
 		if s, ok := c.stringArg(i); ok {
 			var v float64
 			if _, err := fmt.Sscan(s, &v); err == nil {
@@ -176,11 +195,11 @@ func (c *Call) CheckNumber(i int) (float64, error) {
 		}
 		return 0, c.ArgError(i, "number expected, got "+c.TypeName(i))
 	}
-	return float64(C.mg_tonumber(c.L, C.int(i))), nil
+	return c.ArgNumber(i), nil
 }
 
 func (c *Call) stringArg(i int) (string, bool) {
-	if !c.arg(i) || C.mg_type(c.L, C.int(i)) != C.LUA_TSTRING {
+	if c.ArgType(i) != TypeString {
 		return "", false
 	}
 	s, err := c.CheckString(i)
@@ -188,10 +207,16 @@ func (c *Call) stringArg(i int) (string, bool) {
 }
 
 // Bool is argument i's truth value.
-func (c *Call) Bool(i int) bool { return c.arg(i) && C.mg_toboolean(c.L, C.int(i)) != 0 }
+func (c *Call) Bool(i int) bool {
+	if i >= 1 && i <= c.nread {
+		a := &c.args[i-1]
+		return a.kind > C.LUA_TBOOLEAN || a.kind == C.LUA_TBOOLEAN && a.num != 0
+	}
+	return c.arg(i) && C.mg_toboolean(c.L, C.int(i)) != 0
+}
 
 // IsNoneOrNil reports whether argument i is absent or nil.
-func (c *Call) IsNoneOrNil(i int) bool { return !c.arg(i) || C.mg_type(c.L, C.int(i)) <= C.LUA_TNIL }
+func (c *Call) IsNoneOrNil(i int) bool { return c.ArgType(i) <= TypeNil }
 
 // TypeName is the Lua type name of argument i ("no value" when absent).
 func (c *Call) TypeName(i int) string {

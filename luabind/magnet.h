@@ -67,6 +67,8 @@ typedef struct mg_state {
 	int run_ref;        /* mg_run_protected, called with lua_pcall */
 	int header_fn_ref;  /* mg_build_header, called with lua_pcall */
 	int box_mt_ref;     /* metatable of result boxes (gofunc.c) */
+	mg_buf gores;       /* results of a Go call, reused (gofunc.c) */
+	int gores_busy;     /* C is pushing from gores: a nested call takes a box */
 	int run_fn, run_entry; /* mg_run's arguments */
 	/* output flushing (output.c) and the body limit (body.c); Go sets
 	 * them before each run */
@@ -109,5 +111,17 @@ enum {
 	MG_OP_ERROR = 'E'  /* uint64 length, bytes: raise this message */
 };
 int mg_box_set(mg_buf *b, const char *p, size_t n);
+
+/* MG_ARGS arguments of a Go-backed function are read by the trampoline
+ * before it calls Go, so that Go reads them without a cgo call each. s is
+ * a string's bytes (Lua's own, valid during the call), num a number or a
+ * boolean's truth. */
+#define MG_ARGS 8
+typedef struct mg_arg {
+	const char *s;
+	size_t n;
+	double num;
+	int kind;
+} mg_arg;
 
 #endif

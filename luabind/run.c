@@ -177,6 +177,10 @@ int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uin
 	 * memory (it must survive mg_run, Output reads it afterwards) */
 	mg_buf_shrink(&S->out);
 	S->out.len = 0;
+	/* a memory error in a push of Go results left gores busy; nothing
+	 * pushes from it between runs */
+	mg_buf_shrink(&S->gores);
+	S->gores_busy = 0;
 	S->hdr.len = 0;
 	S->err.len = 0;
 	S->in.len = 0;

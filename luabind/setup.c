@@ -269,6 +269,7 @@ void mg_free(mg_state *S) {
 	free(S->hdr.p);
 	free(S->err.p);
 	free(S->in.p);
+	free(S->gores.p);
 	free(S);
 }
 

@@ -29,6 +29,7 @@ type State struct {
 	funcs []goFunc
 	body  io.Reader
 	res   []byte // a Go function's encoded results (gofunc.go)
+	call  Call   // the running Go function's arguments (gofunc.go)
 
 	flush    func(header, body []byte) error // the running request's writer
 	maxBody  int64                           // SetMaxBody; 0 = no limit

@@ -98,6 +98,13 @@ func (d *Dict) expired(e uint32, now int64) bool {
 	return x != 0 && x <= now
 }
 
+// expiredNow is expired at the current time, read only for an entry that
+// has an expiry: get and incr of entries without one skip the clock.
+func (d *Dict) expiredNow(e uint32) bool {
+	x := int64(d.u64(d.at(e) + eExpires))
+	return x != 0 && x <= now()
+}
+
 // value reads an entry's value, a string appended to buf.
 func (d *Dict) value(e uint32, buf []byte) Value {
 	o := d.at(e)

@@ -67,14 +67,13 @@ func (d *Dict) Get(key, buf []byte) (v Value, flags uint32, ok bool, err error) 
 		return Value{}, 0, false, err
 	}
 	h := hashKey(key)
-	t := now()
 	d.lock()
 	defer d.unlock()
 	e := d.find(key, h)
 	if e == 0 {
 		return Value{}, 0, false, nil
 	}
-	if d.expired(e, t) {
+	if d.expiredNow(e) {
 		d.remove(e)
 		d.done()
 		return Value{}, 0, false, nil
@@ -169,10 +168,9 @@ func (d *Dict) Incr(key []byte, n float64, hasInit bool, init float64, initTTL t
 		return 0, false, err
 	}
 	h := hashKey(key)
-	t := now()
 	d.lock()
 	e := d.find(key, h)
-	if e != 0 && !d.expired(e, t) {
+	if e != 0 && !d.expiredNow(e) {
 		defer d.unlock()
 		o := d.at(e)
 		if Kind(d.mem[o+eKind]) != Number {
