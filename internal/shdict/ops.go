@@ -3,6 +3,7 @@ package shdict
 import (
 	"errors"
 	"math"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -177,9 +178,12 @@ func (d *Dict) Incr(key []byte, n float64, hasInit bool, init float64, initTTL t
 			return 0, false, ErrNotNumber
 		}
 		v = math.Float64frombits(d.u64(o+eNum)) + n
-		d.set64(o+eNum, math.Float64bits(v))
-		d.touch(e)
-		d.done()
+		if d.u32(hLRUHead) != e {
+			d.touch(e)
+			d.done()
+		}
+		// One aligned word, stored whole or not at all: it needs no log.
+		atomic.StoreUint64((*uint64)(unsafe.Pointer(&d.mem[o+eNum])), math.Float64bits(v))
 		return v, false, nil
 	}
 	d.unlock()
