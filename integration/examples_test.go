@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"text/template"
@@ -177,6 +178,7 @@ func TestExamplesNginx(t *testing.T) {
 	t.Run("form", func(t *testing.T) { testForm(t, base) })
 	t.Run("json-api", func(t *testing.T) { testJSONAPI(t, base) })
 	t.Run("upload", func(t *testing.T) { testUpload(t, base, s.uploads) })
+	t.Run("json-bench", func(t *testing.T) { testJSONBench(t, base) })
 	if s.m.exited() {
 		t.Fatalf("magnetd exited: %v", s.m.err)
 	}
@@ -311,6 +313,23 @@ func testUpload(t *testing.T, base, uploads string) {
 	}
 	if r := send(t, "GET", base+"upload.lua", "", nil); r.status != 200 || !strings.Contains(r.body, `enctype="multipart/form-data"`) {
 		t.Errorf("form: %d %q", r.status, r.body)
+	}
+}
+
+// testJSONBench: examples/json-bench.lua answers the length bench/run
+// expects (JSON_EXPECT), so that the JSON rows of make bench count no
+// failures.
+func testJSONBench(t *testing.T, base string) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "bench", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^JSON_EXPECT=(\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no JSON_EXPECT in bench/run")
+	}
+	if r := send(t, "GET", base+"json-bench.lua", "", nil); r.status != 200 || r.body != string(m[1]) {
+		t.Fatalf("%d %q, want bench/run's JSON_EXPECT %s", r.status, r.body, m[1])
 	}
 }
 
