@@ -56,6 +56,7 @@ type uploads struct {
 	paths   []string // files of the running request
 	buf     []byte   // copy buffer
 	lastErr string   // the running request's parse error, for tests
+	over    bool     // the running request's files went over MaxBytes
 }
 
 // SetUploads configures magnet.request.files. Call it before the first
@@ -169,6 +170,7 @@ func (st *State) parseMultipart(r *multipart.Reader, push func(string)) error {
 		fileBytes += size
 		if err == errUploadTooLarge {
 			st.s.body_over = 1 // answered 413 unless the script sent something
+			st.up.over = true
 			return fmt.Errorf("multipart: upload too large: the files of a request are limited to %d bytes (--max-upload)", maxBytes)
 		}
 		if err != nil {
@@ -271,6 +273,10 @@ func (st *State) closeUploads() {
 
 // UploadError is the multipart error of the last run, if any (tests).
 func (st *State) UploadError() string { return st.up.lastErr }
+
+// UploadTooLarge reports that the last Run's uploaded files went over the
+// Uploads byte limit; BodyTooLarge reports it too.
+func (st *State) UploadTooLarge() bool { return st.up.over }
 
 var errBodyOver = errors.New("request body over its limit")
 

@@ -183,6 +183,7 @@ func (st *State) Run(c Chunk, r *Request) error {
 	st.s.flush_failed = 0
 	st.s.body_over = 0
 	st.up.lastErr = ""
+	st.up.over = false
 	rc := C.mg_run(st.s, c.fn, c.entry, params, index, C.int(len(r.Index)/4))
 	st.body = nil
 	st.flush = nil

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/magnet-fcgi/magnet/luabind"
 	"github.com/magnet-fcgi/magnet/protocol"
 	"github.com/magnet-fcgi/magnet/scripts"
 )
@@ -144,7 +145,7 @@ func (s *Server) handle(c *conn) {
 	if page := s.special(params); page != nil {
 		out = protocol.AppendResponse(s.wbuf[:0], id, page, nil, 0)
 	} else if length, _ := params.Lookup("CONTENT_LENGTH"); s.cfg.MaxBody > 0 && parseLength(length) > s.cfg.MaxBody {
-		out = s.tooLarge(id, script)
+		out = s.tooLarge(id, script, false)
 	} else if chunk, err := s.cache.Lookup(script); err != nil {
 		out = s.failure(id, script, err)
 	} else {
@@ -171,7 +172,7 @@ func (s *Server) handle(c *conn) {
 				s.log.Debug("client gone while the script ran", "script", string(script), "err", err.Error())
 			}
 		case s.st.BodyTooLarge() && !s.st.Flushed():
-			out = s.tooLarge(id, script)
+			out = s.tooLarge(id, script, s.st.UploadTooLarge())
 		case err != nil && s.st.Flushed():
 			out = s.failedLate(id, script, err)
 		case err != nil:
@@ -254,9 +255,18 @@ func (s *Server) flushOut(header, body []byte) error {
 	return nil
 }
 
-// tooLarge answers a request whose body is over MaxBody with 413.
-func (s *Server) tooLarge(id uint16, script []byte) []byte {
-	s.log.Info("request body over the limit, answering 413", "script", string(script), "max-body", s.cfg.MaxBody)
+// tooLarge answers a request whose body is over MaxBody, or whose uploads
+// are over their limit, with 413.
+func (s *Server) tooLarge(id uint16, script []byte, uploads bool) []byte {
+	if uploads {
+		limit := s.cfg.Uploads.MaxBytes
+		if limit == 0 {
+			limit = luabind.DefaultMaxUpload
+		}
+		s.log.Info("uploaded files over the limit, answering 413", "script", string(script), "max-upload", limit)
+	} else {
+		s.log.Info("request body over the limit, answering 413", "script", string(script), "max-body", s.cfg.MaxBody)
+	}
 	return protocol.AppendResponse(s.wbuf[:0], id, contentTooLarge, nil, 0)
 }
 

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"mime/multipart"
 	"os"
 	"strconv"
@@ -74,7 +75,9 @@ func postUpload(t *testing.T, sock, script, query, ct string, body []byte) (int,
 
 func TestUploads(t *testing.T) {
 	dir := t.TempDir()
-	sock, _ := startServer(t, Config{MaxBody: -1, Uploads: luabind.Uploads{Dir: dir, MaxBytes: 3 << 20}})
+	var log syncBuffer
+	sock, _ := startServer(t, Config{MaxBody: -1, Uploads: luabind.Uploads{Dir: dir, MaxBytes: 3 << 20},
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	script := uploadScript(t, t.TempDir())
 	empty := func(what string) {
 		t.Helper()
@@ -105,6 +108,9 @@ func TestUploads(t *testing.T) {
 			t.Errorf("over --max-upload (%q): %d %q", q, st, out)
 		}
 		empty("over --max-upload")
+	}
+	if l := log.String(); !strings.Contains(l, "uploaded files over the limit") || !strings.Contains(l, "max-upload=3145728") {
+		t.Errorf("the 413's log line does not name --max-upload:\n%s", l)
 	}
 	// malformed: the script sees the error
 	st, out := postUpload(t, sock, script, "", ct, body[:1000])
