@@ -53,3 +53,15 @@ rss_kib() {
 	done
 	((n)) && echo $((total / n)) || echo 0
 }
+
+# cpu_ticks prints the CPU time, user and system, of the pids given, in
+# clock ticks (getconf CLK_TCK a second): the servers' own cost of a
+# measurement, which other load on the machine does not inflate.
+cpu_ticks() {
+	local pid sum=0 t
+	for pid in "$@"; do
+		t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || true)
+		sum=$((sum + ${t:-0}))
+	done
+	echo "$sum"
+}

@@ -40,6 +40,7 @@ type result struct {
 	Failures uint64  `json:"failures"`
 	InFlight uint64  `json:"in_flight_at_end"`
 	Starved  uint64  `json:"starved"`
+	Answered uint64  `json:"answered"`    // every request answered, warm-up included: what the server's CPU time served
 	CPU      float64 `json:"loadgen_cpu"` // CPU time of loadgen / run time: near 1, it is the bottleneck
 	Conns    int     `json:"conns"`
 	KeepConn bool    `json:"keepconn"`
@@ -70,6 +71,7 @@ type client struct {
 	failures uint64
 	inFlight uint64
 	starved  uint64
+	answered uint64
 	body     []byte
 	dialer   *dialer
 	mu       sync.Mutex
@@ -149,6 +151,7 @@ func run(cfg config) (*result, error) {
 		res.Failures += c.failures
 		res.InFlight += c.inFlight
 		res.Starved += c.starved
+		res.Answered += c.answered
 	}
 	res.Requests = h.total - res.InFlight
 	res.Seconds = end.Sub(s.measure).Seconds()
@@ -234,6 +237,7 @@ func (c *client) loop() {
 			c.closeConn()
 			continue
 		}
+		c.answered++
 		if !s.cfg.keepConn {
 			c.closeConn()
 		}

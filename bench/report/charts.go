@@ -62,7 +62,8 @@ func charts(r io.Reader, dir, ref string) error {
 	} else {
 		out = append(out,
 			namedChart{"rps.svg", rpsChart(rs, "Requests per second ("+runs+")")},
-			namedChart{"ratio.svg", ratioChart(rs, ref, "Throughput relative to "+ref+" in the same run ("+runs+"; whiskers: lowest, highest)")})
+			namedChart{"ratio.svg", ratioChart(rs, ref, "Throughput relative to "+ref+" in the same run ("+runs+"; whiskers: lowest, highest)")},
+			namedChart{"cpu.svg", cpuChart(rs, "Server CPU time per request, user + system (lower is better; "+runs+")")})
 	}
 	for _, m := range rs.modes {
 		if c := latencyChart(rs, m, "Latency per request, log scale: "+m+" ("+runs+")"); c != nil {
@@ -148,23 +149,50 @@ func newPlot(title, ylabel string) *plot.Plot {
 
 // rpsChart: a group of bars per mode, a bar per server, median req/s.
 func rpsChart(rs *results, title string) *chart {
-	var ss []series
+	ss, _ := medianSeries(rs, rs.modes, func(c *cell) []float64 { return c.rps })
+	p := newPlot(title, "requests per second")
+	return barChart(p, groupLabels(rs.modes, 16), ss, kTicks{}, false, 10*vg.Inch, 4.8*vg.Inch)
+}
+
+// cpuChart: like rpsChart, the servers' median CPU time per request, for
+// the modes that measured it; nil when none did.
+func cpuChart(rs *results, title string) *chart {
+	var modes []string
+	for _, m := range rs.modes {
+		for _, s := range rs.servers {
+			if c := rs.cell(s, m); c != nil && len(c.serverUS) > 0 {
+				modes = append(modes, m)
+				break
+			}
+		}
+	}
+	ss, some := medianSeries(rs, modes, func(c *cell) []float64 { return c.serverUS })
+	if !some {
+		return nil
+	}
+	p := newPlot(title, "server CPU µs per request")
+	return barChart(p, groupLabels(modes, 16), ss, plot.DefaultTicks{}, false, 10*vg.Inch, 4.8*vg.Inch)
+}
+
+// medianSeries makes a series per server of the medians of get over the
+// modes, NaN where a server has none; some says whether any value is set.
+func medianSeries(rs *results, modes []string, get func(*cell) []float64) (ss []series, some bool) {
 	for _, s := range rs.servers {
 		se := series{name: s, color: serverColor(s, rs.servers)}
-		some := false
-		for _, m := range rs.modes {
+		any := false
+		for _, m := range modes {
 			v := math.NaN()
-			if c := rs.cell(s, m); c != nil && c.na == "" && len(c.rps) > 0 {
-				v, some = median(c.rps), true
+			if c := rs.cell(s, m); c != nil && c.na == "" && len(get(c)) > 0 {
+				v, any = median(get(c)), true
 			}
 			se.values = append(se.values, v)
 		}
-		if some {
+		if any {
 			ss = append(ss, se)
+			some = true
 		}
 	}
-	p := newPlot(title, "requests per second")
-	return barChart(p, groupLabels(rs.modes, 16), ss, kTicks{}, false, 10*vg.Inch, 4.8*vg.Inch)
+	return ss, some
 }
 
 // ratioChart: like rpsChart, the median per-run ratio to ref, with ref as

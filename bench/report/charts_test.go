@@ -14,8 +14,8 @@ import (
 // runFixture: two modes, three runs of magnet and the C reference, and a
 // server that is not installed.
 var runFixture = strings.Join([]string{
-	`{"server":"magnet","mode":"direct keep-conn c=2","run":1,"res":{"rps":150,"p50_us":8,"p99_us":15,"max_us":3000}}`,
-	`{"server":"c-ref","mode":"direct keep-conn c=2","run":1,"res":{"rps":100,"p50_us":10,"p99_us":20,"max_us":40}}`,
+	`{"server":"magnet","mode":"direct keep-conn c=2","run":1,"server_ticks":120,"hz":100,"res":{"rps":150,"p50_us":8,"p99_us":15,"max_us":3000,"answered":100000}}`,
+	`{"server":"c-ref","mode":"direct keep-conn c=2","run":1,"server_ticks":150,"hz":100,"res":{"rps":100,"p50_us":10,"p99_us":20,"max_us":40,"answered":100000}}`,
 	`{"server":"php-fpm","mode":"direct keep-conn c=2","na":"php-fpm8.2 not installed"}`,
 	`{"server":"magnet","mode":"nginx keep_conn, wrk -c 8","run":1,"res":{"rps":90,"p50_us":80,"p99_us":150,"max_us":300}}`,
 	`{"server":"c-ref","mode":"nginx keep_conn, wrk -c 8","run":1,"res":{"rps":80,"p50_us":90,"p99_us":250000,"max_us":4000000}}`,
@@ -35,6 +35,7 @@ func TestCharts(t *testing.T) {
 	for name, want := range map[string][]string{
 		"rps.svg":                             {"Requests per second (median of 2 runs)", "magnet", "c-ref", "direct keep-conn", "c=2", "nginx keep_conn,", "wrk -c 8", "requests per second"},
 		"ratio.svg":                           {"magnet", "c-ref = 1", "1×"},
+		"cpu.svg":                             {"Server CPU time per request, user + system (lower is better; median of 2 runs)", "magnet", "c-ref", "direct keep-conn", "server CPU µs per request"},
 		"latency-direct-keep-conn-c-2.svg":    {"p50", "p99", "max", "magnet", "c-ref", "10 µs"},
 		"latency-nginx-keep-conn-wrk-c-8.svg": {"p50", "p99", "max", "magnet", "c-ref", "1 s"},
 	} {

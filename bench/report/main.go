@@ -30,6 +30,8 @@ type line struct {
 	Mode     string   `json:"mode"`
 	Run      int      `json:"run"`
 	RSSKiB   float64  `json:"rss_kib"`       // mean VmRSS per worker after the run
+	CPUTicks *float64 `json:"server_ticks"`  // the servers' CPU time over the run, in clock ticks
+	Hz       float64  `json:"hz"`            // clock ticks per second
 	Syscalls *float64 `json:"syscalls"`      // per request, from a strace line
 	Perf     *float64 `json:"syscalls_perf"` // per request, from a perf line
 	NA       string   `json:"na"`            // why the server has no numbers
@@ -41,6 +43,7 @@ type line struct {
 		Failures uint64  `json:"failures"`
 		Starved  uint64  `json:"starved"`
 		CPU      float64 `json:"loadgen_cpu"`
+		Answered float64 `json:"answered"` // warm-up included
 	} `json:"res"`
 }
 
@@ -48,6 +51,7 @@ type line struct {
 type cell struct {
 	rps, p50, p99, max, rss, ratio []float64
 	loadCPU                        []float64
+	serverUS                       []float64 // server CPU microseconds per request
 	syscalls, perf                 []float64
 	failures, starved              uint64
 	na                             string
@@ -130,6 +134,9 @@ func parse(r io.Reader, ref string) (*results, error) {
 			if l.RSSKiB > 0 {
 				c.rss = append(c.rss, l.RSSKiB)
 			}
+			if l.CPUTicks != nil && l.Hz > 0 && l.Res.Answered > 0 {
+				c.serverUS = append(c.serverUS, *l.CPUTicks*1e6/l.Hz/l.Res.Answered)
+			}
 			c.failures += l.Res.Failures
 			c.starved += l.Res.Starved
 			rpsByRun[[3]string{l.Server, l.Mode, fmt.Sprint(l.Run)}] = l.Res.RPS
@@ -168,7 +175,7 @@ func report(r io.Reader, w io.Writer, ref string) error {
 	var notes []string
 	starNote := false
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\treq/s\tx C-ref\trange\tp50 us\tp99 us\tmax us\tmax/p99\tsyscalls/req strace\tsyscalls/req perf\tRSS/worker MiB\tfailures\tstarved\t\n", label("mode", "server"))
+	fmt.Fprintf(tw, "%s\treq/s\tx C-ref\trange\tp50 us\tp99 us\tmax us\tmax/p99\tserver CPU us/req\tsyscalls/req strace\tsyscalls/req perf\tRSS/worker MiB\tfailures\tstarved\t\n", label("mode", "server"))
 	for _, m := range modes {
 		for _, s := range servers {
 			c := cells[[2]string{s, m}]
@@ -183,7 +190,7 @@ func report(r io.Reader, w io.Writer, ref string) error {
 				if !slices.Contains(notes, s+": "+na) {
 					notes = append(notes, s+": "+na)
 				}
-				fmt.Fprintf(tw, "%s\tn/a\t\t\t\t\t\t\t\t\t\t\t\t\n", label(m, s))
+				fmt.Fprintf(tw, "%s\tn/a\t\t\t\t\t\t\t\t\t\t\t\t\t\n", label(m, s))
 				continue
 			}
 			max, p99 := median(c.max), median(c.p99)
@@ -196,9 +203,9 @@ func report(r io.Reader, w io.Writer, ref string) error {
 				rps += "*"
 				starNote = true
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t\n",
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n",
 				label(m, s), rps, fmtRatio(c.ratio), spread, median(c.p50), p99, max,
-				fmtRatio([]float64{max / p99}), fmtNum(c.syscalls, "%.1f"), fmtNum(c.perf, "%.1f"),
+				fmtRatio([]float64{max / p99}), fmtNum(c.serverUS, "%.1f"), fmtNum(c.syscalls, "%.1f"), fmtNum(c.perf, "%.1f"),
 				fmtNum(scale(c.rss, 1.0/1024), "%.1f"), c.failures, c.starved)
 		}
 	}

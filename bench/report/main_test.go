@@ -7,7 +7,7 @@ import (
 
 func TestReport(t *testing.T) {
 	in := strings.Join([]string{
-		`{"server":"c-ref","mode":"keep","run":1,"rss_kib":2048,"res":{"rps":100,"p50_us":10,"p99_us":20,"max_us":40}}`,
+		`{"server":"c-ref","mode":"keep","run":1,"rss_kib":2048,"server_ticks":150,"hz":100,"res":{"rps":100,"p50_us":10,"p99_us":20,"max_us":40,"answered":125000}}`,
 		`{"server":"magnet","mode":"keep","run":1,"rss_kib":8192,"res":{"rps":150,"p50_us":8,"p99_us":15,"max_us":30,"loadgen_cpu":0.97}}`,
 		`{"server":"c-ref","mode":"keep","run":2,"rss_kib":2048,"res":{"rps":200,"p50_us":10,"p99_us":20,"max_us":40}}`,
 		`{"server":"magnet","mode":"keep","run":2,"rss_kib":8192,"res":{"rps":220,"p50_us":8,"p99_us":15,"max_us":30}}`,
@@ -28,8 +28,9 @@ func TestReport(t *testing.T) {
 		t.Fatalf("want header, 3 rows and 2 notes, got:\n%s", got)
 	}
 	for i, want := range [][]string{
-		{"mode", "server", "req/s", "x C-ref", "syscalls/req"},
-		{"keep", "c-ref", "150", "1.00", "2.0", "6"},
+		{"mode", "server", "req/s", "x C-ref", "server CPU us/req", "syscalls/req"},
+		// Server CPU: 1.5 s over 125,000 requests is 12.0 us each.
+		{"keep", "c-ref", "150", "1.00", "12.0", "2.0", "6"},
 		// Ratios per run: 1.5, 1.1, 1.2: the median is 1.20; req/s median 180.
 		{"keep", "magnet", "180*", "1.20", "1.10-1.50", "3.2", "2.0", "8.0", "2"},
 		{"keep", "php-fpm", "n/a"},
