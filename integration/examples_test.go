@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -337,22 +336,8 @@ func testJSONBench(t *testing.T, base string) {
 // magnetd behind nginx: notes-api.lua on PostgreSQL and the seed's
 // mysqlcache.lua, unmodified, on MariaDB.
 func TestExamplesDatabases(t *testing.T) {
-	p, err := testutil.StartPostgres()
-	if errors.Is(err, testutil.ErrNoServer) {
-		testutil.Missing(t, "PostgreSQL", "postgresql", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	m, err := testutil.StartMariaDB()
-	if errors.Is(err, testutil.ErrNoServer) {
-		testutil.Missing(t, "MariaDB", "mariadb-server", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
+	p := testutil.NeedPostgres(t)
+	m := testutil.NeedMariaDB(t)
 	if _, err := m.Query("CREATE TABLE magnet.users (id INT PRIMARY KEY, name VARCHAR(50)); " +
 		"INSERT INTO magnet.users VALUES (1, 'ada'), (2, '<bob>')"); err != nil {
 		t.Fatal(err)

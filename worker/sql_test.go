@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,19 +15,6 @@ import (
 	"github.com/magnet-fcgi/magnet/internal/testutil"
 	"github.com/magnet-fcgi/magnet/protocol"
 )
-
-func startMariaDB(t *testing.T) *testutil.MariaDB {
-	t.Helper()
-	m, err := testutil.StartMariaDB()
-	if errors.Is(err, testutil.ErrNoServer) {
-		testutil.Missing(t, "MariaDB", "mariadb-server", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
 
 // sqlGet asks for script on c and returns the response's status and body.
 func sqlGet(c *protocol.Client, script string, params []protocol.Pair) (int, string, error) {
@@ -61,7 +47,7 @@ func comSelect(t *testing.T, m *testutil.MariaDB) int {
 // database restarted mid-run costs some requests a 500, then every
 // request succeeds again on the same workers.
 func TestSQLMySQLCache(t *testing.T) {
-	m := startMariaDB(t)
+	m := testutil.NeedMariaDB(t)
 	if _, err := m.Query("CREATE TABLE magnet.users (id INT PRIMARY KEY, name VARCHAR(50)); " +
 		"INSERT INTO magnet.users VALUES (1, 'ada'), (2, 'bob')"); err != nil {
 		t.Fatal(err)
@@ -254,14 +240,7 @@ func TestSQLGuestbook(t *testing.T) {
 
 // TestSQLNotesAPI runs examples/notes-api.lua on PostgreSQL.
 func TestSQLNotesAPI(t *testing.T) {
-	p, err := testutil.StartPostgres()
-	if errors.Is(err, testutil.ErrNoServer) {
-		testutil.Missing(t, "PostgreSQL", "postgresql", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	p := testutil.NeedPostgres(t)
 	sock, _ := startServer(t, Config{Timeout: 10 * time.Second})
 	script, _ := filepath.Abs("../examples/notes-api.lua")
 	c := dial(t, sock)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -154,4 +155,20 @@ func (m *MariaDB) Connections() (int, error) {
 	var n int
 	_, err = fmt.Sscan(out, &n)
 	return n, err
+}
+
+// NeedMariaDB starts a MariaDB server for test t and closes it when t
+// ends; where the server is not installed the test skips, or fails under
+// CI (Missing).
+func NeedMariaDB(t testing.TB) *MariaDB {
+	t.Helper()
+	m, err := StartMariaDB()
+	if errors.Is(err, ErrNoServer) {
+		Missing(t, "MariaDB", "mariadb-server", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -178,4 +179,20 @@ func (p *Postgres) Connections() (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(out)
+}
+
+// NeedPostgres starts a PostgreSQL server for test t and closes it when t
+// ends; where the server is not installed the test skips, or fails under
+// CI (Missing).
+func NeedPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	p, err := StartPostgres()
+	if errors.Is(err, ErrNoServer) {
+		Missing(t, "PostgreSQL", "postgresql", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
