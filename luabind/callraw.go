@@ -33,11 +33,17 @@ const (
 // ArgType is the Lua type of argument i (TypeNone when absent), without
 // the allocation of TypeName: for functions on a hot path.
 func (c *Call) ArgType(i int) int {
+	if uint(i-1) < uint(c.nread) {
+		return int(c.args[i-1].kind)
+	}
+	return c.argTypeSlow(i)
+}
+
+// The slow paths read an argument past those the trampoline read.
+
+func (c *Call) argTypeSlow(i int) int {
 	if !c.arg(i) {
 		return TypeNone
-	}
-	if i <= c.nread {
-		return int(c.args[i-1].kind)
 	}
 	return int(C.mg_raw_type(c.L, C.int(i)))
 }
@@ -46,15 +52,19 @@ func (c *Call) ArgType(i int) int {
 // it is not a string. The view is valid only until the function returns
 // and must not be written to; it spares the copy of CheckString.
 func (c *Call) ArgBytes(i int) []byte {
-	if !c.arg(i) {
-		return nil
-	}
-	if i <= c.nread {
+	if uint(i-1) < uint(c.nread) {
 		a := &c.args[i-1]
 		if a.s == nil {
 			return nil
 		}
 		return unsafe.Slice((*byte)(unsafe.Pointer(a.s)), int(a.n))
+	}
+	return c.argBytesSlow(i)
+}
+
+func (c *Call) argBytesSlow(i int) []byte {
+	if !c.arg(i) {
+		return nil
 	}
 	s := C.mg_raw_string(c.L, C.int(i))
 	if s.p == nil {
@@ -68,14 +78,18 @@ func (c *Call) ArgBytes(i int) []byte {
 
 // ArgNumber is number argument i (0 when it is not a number).
 func (c *Call) ArgNumber(i int) float64 {
-	if !c.arg(i) {
-		return 0
-	}
-	if i <= c.nread {
+	if uint(i-1) < uint(c.nread) {
 		if c.args[i-1].kind != C.LUA_TNUMBER {
 			return 0
 		}
 		return float64(c.args[i-1].num)
+	}
+	return c.argNumberSlow(i)
+}
+
+func (c *Call) argNumberSlow(i int) float64 {
+	if !c.arg(i) {
+		return 0
 	}
 	return float64(C.mg_raw_number(c.L, C.int(i)))
 }
