@@ -115,26 +115,13 @@ const (
 func (s *Server) handle(c *conn) {
 	params := c.pc.Params()
 	id := c.pc.RequestID()
-	s.index = s.index[:0]
-	for off := 0; off < len(params); {
-		name, value, next, err := params.Next(off)
-		if err != nil {
-			break
-		}
-		no := off + (next - off - len(name) - len(value)) // pair header precedes both
-		s.index = append(s.index, uint32(no), uint32(len(name)), uint32(no+len(name)), uint32(len(value)))
-		off = next
-	}
-	script, _ := params.Lookup("SCRIPT_FILENAME")
+	s.index = indexParams(s.index[:0], params)
+	script := param(params, s.index, "SCRIPT_FILENAME")
 	s.wd.begin(script, params)
 	rep := s.cfg.Reporter
 	if rep != nil {
-		method, _ := params.Lookup("REQUEST_METHOD")
-		uri, _ := params.Lookup("REQUEST_URI")
-		rep.Begin(method, uri, script)
-		length, _ := params.Lookup("CONTENT_LENGTH")
-		user, _ := params.Lookup("REMOTE_USER")
-		rep.Details(parseLength(length), user)
+		rep.Begin(param(params, s.index, "REQUEST_METHOD"), param(params, s.index, "REQUEST_URI"), script)
+		rep.Details(parseLength(param(params, s.index, "CONTENT_LENGTH")), param(params, s.index, "REMOTE_USER"))
 	}
 	s.body.c = c
 	s.body.pending = nil
@@ -144,7 +131,7 @@ func (s *Server) handle(c *conn) {
 	var out []byte
 	if page := s.special(params); page != nil {
 		out = protocol.AppendResponse(s.wbuf[:0], id, page, nil, 0)
-	} else if length, _ := params.Lookup("CONTENT_LENGTH"); s.cfg.MaxBody > 0 && parseLength(length) > s.cfg.MaxBody {
+	} else if s.cfg.MaxBody > 0 && parseLength(param(params, s.index, "CONTENT_LENGTH")) > s.cfg.MaxBody {
 		out = s.tooLarge(id, script, false)
 	} else if chunk, err := s.cache.Lookup(script); err != nil {
 		out = s.failure(id, script, err)
@@ -339,9 +326,54 @@ func (s *Server) special(params protocol.Params) []byte {
 	if s.cfg.Special == nil {
 		return nil
 	}
-	name, _ := params.Lookup("SCRIPT_NAME")
-	query, _ := params.Lookup("QUERY_STRING")
-	return s.cfg.Special(name, query)
+	return s.cfg.Special(param(params, s.index, "SCRIPT_NAME"), param(params, s.index, "QUERY_STRING"))
+}
+
+// indexParams appends four numbers per pair of p to idx: the offset and
+// length of its name, then of its value (luabind.Request's Index). It
+// decodes the lengths in line, since it runs on every request, and stops
+// at a malformed pair, as protocol.Params.Next would.
+func indexParams(idx []uint32, p protocol.Params) []uint32 {
+	for off := 0; off < len(p); {
+		nlen, i := paramLen(p, off)
+		if i < 0 {
+			break
+		}
+		vlen, j := paramLen(p, i)
+		if j < 0 || nlen > len(p)-j || vlen > len(p)-j-nlen {
+			break
+		}
+		idx = append(idx, uint32(j), uint32(nlen), uint32(j+nlen), uint32(vlen))
+		off = j + nlen + vlen
+	}
+	return idx
+}
+
+// paramLen decodes the pair length at p[off:] (one byte, or four with
+// the high bit set) and returns it with the offset after it; -1 if it
+// does not fit.
+func paramLen(p protocol.Params, off int) (n, next int) {
+	if off >= len(p) {
+		return 0, -1
+	}
+	if b := p[off]; b < 0x80 {
+		return int(b), off + 1
+	}
+	if len(p)-off < 4 {
+		return 0, -1
+	}
+	return int(p[off]&0x7f)<<24 | int(p[off+1])<<16 | int(p[off+2])<<8 | int(p[off+3]), off + 4
+}
+
+// param returns the value of the first pair named name, found through
+// idx (indexParams of p) rather than by decoding p again; nil if none.
+func param(p protocol.Params, idx []uint32, name string) []byte {
+	for k := 0; k+3 < len(idx); k += 4 {
+		if int(idx[k+1]) == len(name) && string(p[idx[k]:idx[k]+idx[k+1]]) == name {
+			return p[idx[k+2] : idx[k+2]+idx[k+3] : idx[k+2]+idx[k+3]]
+		}
+	}
+	return nil
 }
 
 // failure builds the response for a script that could not be served:
