@@ -15,15 +15,20 @@ import (
 
 // driverInfo is one of LuaSQL's drivers on a database/sql driver.
 type driverInfo struct {
-	title  string // as in LuaSQL's error messages
-	open   func(source, user, password, host, port string) (*sql.DB, error)
+	title string // as in LuaSQL's error messages
+	// open opens a database; a network driver's connections wait until
+	// dl's time (pollconn.go).
+	open   func(dl *deadline, source, user, password, host, port string) (*sql.DB, error)
 	escape func(string) string
+	// polled: the connections are pollConns, bounded by the binding's
+	// deadline; the others take a context that times out.
+	polled bool
 }
 
 // drivers by LuaSQL's names (luasql.mysql, luasql.postgres, luasql.sqlite3).
 var drivers = map[string]*driverInfo{
-	"mysql":    {title: "MySQL", open: openMySQL, escape: escapeMySQL},
-	"postgres": {title: "PostgreSQL", open: openPostgres, escape: escapeQuotes},
+	"mysql":    {title: "MySQL", open: openMySQL, escape: escapeMySQL, polled: true},
+	"postgres": {title: "PostgreSQL", open: openPostgres, escape: escapeQuotes, polled: true},
 	"sqlite3":  {title: "SQLite3", open: openSQLite, escape: escapeQuotes},
 }
 
@@ -37,8 +42,9 @@ const mysqlSocket = "/run/mysqld/mysqld.sock"
 
 // openMySQL: source is the database name; a host starting with "/" is a
 // unix socket.
-func openMySQL(source, user, password, host, port string) (*sql.DB, error) {
+func openMySQL(dl *deadline, source, user, password, host, port string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
+	cfg.DialFunc = dialer(dl)
 	cfg.User, cfg.Passwd, cfg.DBName = user, password, source
 	switch {
 	case strings.HasPrefix(host, "/"):
@@ -70,7 +76,7 @@ func openMySQL(source, user, password, host, port string) (*sql.DB, error) {
 // openPostgres: source is a database name or, as in LuaSQL, a connection
 // string ("dbname=x host=y" or a postgres:// URL); a host starting with
 // "/" is the directory of the server's unix socket.
-func openPostgres(source, user, password, host, port string) (*sql.DB, error) {
+func openPostgres(dl *deadline, source, user, password, host, port string) (*sql.DB, error) {
 	conninfo := ""
 	if strings.Contains(source, "=") || strings.HasPrefix(source, "postgres") && strings.Contains(source, "://") {
 		conninfo = source
@@ -103,6 +109,7 @@ func openPostgres(source, user, password, host, port string) (*sql.DB, error) {
 			f.Port = p
 		}
 	}
+	cfg.DialFunc = dialer(dl)
 	return stdlib.OpenDB(*cfg), nil
 }
 

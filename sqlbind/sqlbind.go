@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/magnet-fcgi/magnet/luabind"
@@ -54,6 +55,7 @@ func Register(st *luabind.State, sb *luabind.Sandbox) error {
 // binding is one state's table of open objects. Handles are never reused,
 // so a closed object's handle finds nothing.
 type binding struct {
+	dl       deadline // the running call's end, for the network drivers
 	objs     map[int]any
 	next     int
 	confined bool     // --sandbox
@@ -103,11 +105,19 @@ func handle[T any](b *binding, c *luabind.Call, what string) (T, int, error) {
 	return v, h, nil
 }
 
-// ctx bounds one database call by the time left to the request.
-func ctx(c *luabind.Call) (context.Context, context.CancelFunc) {
+// bound bounds one database call by the time left to the request: it sets
+// the deadline the network drivers' connections wait until, and returns
+// the context of the call's statements, one that times out for the
+// drivers whose connections do not wait on the deadline (SQLite, which
+// the context interrupts).
+func (b *binding) bound(c *luabind.Call, drv *driverInfo) (context.Context, context.CancelFunc) {
 	d, ok := c.Remaining()
 	if !ok {
 		d = DefaultTimeout
+	}
+	b.dl.set(time.Now().Add(d))
+	if drv.polled {
+		return context.Background(), func() {}
 	}
 	return context.WithTimeout(context.Background(), d)
 }
@@ -132,12 +142,12 @@ func (b *binding) connect(c *luabind.Call) (int, error) {
 	if b.confined && name == "sqlite3" {
 		db, err = openConfined(b.dirs, a[0])
 	} else {
-		db, err = drv.open(a[0], a[1], a[2], a[3], a[4])
+		db, err = drv.open(&b.dl, a[0], a[1], a[2], a[3], a[4])
 	}
 	if err == nil {
 		db.SetMaxOpenConns(1)
 		db.SetMaxIdleConns(1)
-		x, cancel := ctx(c)
+		x, cancel := b.bound(c, drv)
 		err = db.PingContext(x)
 		cancel()
 		if err != nil {
@@ -153,9 +163,18 @@ func (b *binding) connect(c *luabind.Call) (int, error) {
 
 // begin opens the transaction of a connection whose autocommit is off.
 // The transaction's own context ends only with it (a transaction may span
-// requests), so the BEGIN is bounded by a timer instead.
+// requests), so the BEGIN is bounded by a timer instead, or, for a network
+// driver, by the binding's deadline, which the caller set (bound).
 func (cn *conn) begin(c *luabind.Call) error {
 	if cn.autocommit || cn.tx != nil {
+		return nil
+	}
+	if cn.drv.polled {
+		tx, err := cn.db.BeginTx(context.Background(), nil)
+		if err != nil {
+			return err
+		}
+		cn.tx, cn.txCancel = tx, func() {}
 		return nil
 	}
 	d, ok := c.Remaining()
@@ -212,12 +231,12 @@ func (b *binding) execute(c *luabind.Call) (int, error) {
 
 // do runs a statement (s, or the text q) with args and gives its result.
 func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query bool, args []any) (int, error) {
+	x, cancel := b.bound(c, cn.drv)
+	defer cancel()
 	err := cn.begin(c)
 	if err != nil {
 		return c.Fail(b.queryErr(cn, err))
 	}
-	x, cancel := ctx(c)
-	defer cancel()
 	if s != nil && cn.tx != nil {
 		s = cn.tx.StmtContext(x, s)
 	}
@@ -267,7 +286,10 @@ func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query boo
 }
 
 func (b *binding) queryErr(cn *conn, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
+	// A network driver's connection that timed out says "invalid
+	// connection" (it closed it); the deadline says why.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		cn.drv.polled && !time.Now().Before(b.dl.get()) {
 		err = errors.New("the request's time limit passed")
 	}
 	return fmt.Errorf("LuaSQL: error executing query. %s: %w", cn.drv.title, err)
@@ -283,7 +305,7 @@ func (b *binding) prepare(c *luabind.Call) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	x, cancel := ctx(c)
+	x, cancel := b.bound(c, cn.drv)
 	defer cancel()
 	s, err := cn.db.PrepareContext(x, q)
 	if err != nil {
@@ -320,6 +342,8 @@ func (b *binding) finish(c *luabind.Call, commit bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	_, cancel := b.bound(c, cn.drv)
+	defer cancel()
 	if err := cn.end(commit); err != nil {
 		c.PushBool(false)
 		c.PushString(b.queryErr(cn, err).Error())
@@ -375,6 +399,8 @@ func (b *binding) close(c *luabind.Call) (int, error) {
 	delete(b.objs, h)
 	switch o := o.(type) {
 	case *conn:
+		_, cancel := b.bound(c, o.drv)
+		defer cancel()
 		o.end(false)
 		for sh, s := range o.stmts {
 			s.s.Close()

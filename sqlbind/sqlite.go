@@ -13,7 +13,7 @@ import (
 // openSQLite: source is the database file (created when missing) or
 // ":memory:". Several workers share a file, so a writer waits up to 5s
 // for another's lock instead of failing at once (SQLITE_BUSY).
-func openSQLite(source, _, _, _, _ string) (*sql.DB, error) {
+func openSQLite(_ *deadline, source, _, _, _, _ string) (*sql.DB, error) {
 	sep := "?"
 	if strings.Contains(source, "?") {
 		sep = "&"
