@@ -22,12 +22,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/magnet-fcgi/magnet/internal/pollconn"
 
 	"github.com/magnet-fcgi/magnet/luabind"
 )
@@ -94,6 +97,7 @@ type discard struct{}
 func (discard) Printf(context.Context, string, ...any) {}
 
 type binding struct {
+	dl      pollconn.Deadline // never set: the commands' contexts bound them
 	clients []*client
 	byKey   map[string]int // connect's arguments to an index in clients
 }
@@ -151,7 +155,15 @@ func (b *binding) connect(c *luabind.Call) (int, error) {
 			return c.Fail(fmt.Errorf("redis.connect %q: %w", addr, err))
 		}
 	}
+	dial := pollconn.Dialer(&b.dl)
 	rdb := redis.NewClient(&redis.Options{
+		// The connection waits on this thread (internal/pollconn), until
+		// the deadlines go-redis sets from each command's context.
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			return dial(ctx, network, addr)
+		},
 		Network:               network,
 		Addr:                  address,
 		Password:              password,

@@ -2,6 +2,8 @@ package redisbind_test
 
 import (
 	"net"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +186,33 @@ func TestBadInput(t *testing.T) {
 	out = mustRun(t, st, `local r = magnet.redis.connect("`+r.Socket+`") r:set("s", "x") print(r:incr("s"))`)
 	if !strings.HasPrefix(out, "nil\tredis incr: ") {
 		t.Fatalf("incr of a string: %q", out)
+	}
+}
+
+// BenchmarkIncr: one INCR per run over a kept client, from a goroutine
+// locked to its thread as the worker's loop is.
+func BenchmarkIncr(b *testing.B) {
+	r := testutil.StartRedis(b, "", 0)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	st, err := luabind.NewState()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(st.Close)
+	if err := redisbind.Register(st); err != nil {
+		b.Fatal(err)
+	}
+	c, err := st.Load("=bench", []byte(`_G.R = _G.R or magnet.redis.connect(`+strconv.Quote(r.Socket)+`)
+		assert(R:incr("bench"))`), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &luabind.Request{}
+	b.ResetTimer()
+	for range b.N {
+		if err := st.Run(c, req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -11,17 +11,19 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/magnet-fcgi/magnet/internal/pollconn"
 )
 
 // driverInfo is one of LuaSQL's drivers on a database/sql driver.
 type driverInfo struct {
 	title string // as in LuaSQL's error messages
 	// open opens a database; a network driver's connections wait until
-	// dl's time (pollconn.go).
-	open   func(dl *deadline, source, user, password, host, port string) (*sql.DB, error)
+	// dl's time (internal/pollconn).
+	open   func(dl *pollconn.Deadline, source, user, password, host, port string) (*sql.DB, error)
 	escape func(string) string
-	// polled: the connections are pollConns, bounded by the binding's
-	// deadline; the others take a context that times out.
+	// polled: the connections are internal/pollconn's, bounded by the
+	// binding's deadline; the others take a context that times out.
 	polled bool
 }
 
@@ -42,9 +44,9 @@ const mysqlSocket = "/run/mysqld/mysqld.sock"
 
 // openMySQL: source is the database name; a host starting with "/" is a
 // unix socket.
-func openMySQL(dl *deadline, source, user, password, host, port string) (*sql.DB, error) {
+func openMySQL(dl *pollconn.Deadline, source, user, password, host, port string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
-	cfg.DialFunc = dialer(dl)
+	cfg.DialFunc = pollconn.Dialer(dl)
 	cfg.User, cfg.Passwd, cfg.DBName = user, password, source
 	switch {
 	case strings.HasPrefix(host, "/"):
@@ -76,7 +78,7 @@ func openMySQL(dl *deadline, source, user, password, host, port string) (*sql.DB
 // openPostgres: source is a database name or, as in LuaSQL, a connection
 // string ("dbname=x host=y" or a postgres:// URL); a host starting with
 // "/" is the directory of the server's unix socket.
-func openPostgres(dl *deadline, source, user, password, host, port string) (*sql.DB, error) {
+func openPostgres(dl *pollconn.Deadline, source, user, password, host, port string) (*sql.DB, error) {
 	conninfo := ""
 	if strings.Contains(source, "=") || strings.HasPrefix(source, "postgres") && strings.Contains(source, "://") {
 		conninfo = source
@@ -109,7 +111,7 @@ func openPostgres(dl *deadline, source, user, password, host, port string) (*sql
 			f.Port = p
 		}
 	}
-	cfg.DialFunc = dialer(dl)
+	cfg.DialFunc = pollconn.Dialer(dl)
 	return stdlib.OpenDB(*cfg), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/magnet-fcgi/magnet/internal/pollconn"
 	"github.com/magnet-fcgi/magnet/luabind"
 )
 
@@ -55,7 +56,7 @@ func Register(st *luabind.State, sb *luabind.Sandbox) error {
 // binding is one state's table of open objects. Handles are never reused,
 // so a closed object's handle finds nothing.
 type binding struct {
-	dl       deadline // the running call's end, for the network drivers
+	dl       pollconn.Deadline // the running call's end, for the network drivers
 	objs     map[int]any
 	next     int
 	confined bool     // --sandbox
@@ -115,7 +116,7 @@ func (b *binding) bound(c *luabind.Call, drv *driverInfo) (context.Context, cont
 	if !ok {
 		d = DefaultTimeout
 	}
-	b.dl.set(time.Now().Add(d))
+	b.dl.Set(time.Now().Add(d))
 	if drv.polled {
 		return context.Background(), func() {}
 	}
@@ -289,7 +290,7 @@ func (b *binding) queryErr(cn *conn, err error) error {
 	// A network driver's connection that timed out says "invalid
 	// connection" (it closed it); the deadline says why.
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		cn.drv.polled && !time.Now().Before(b.dl.get()) {
+		cn.drv.polled && !time.Now().Before(b.dl.Get()) {
 		err = errors.New("the request's time limit passed")
 	}
 	return fmt.Errorf("LuaSQL: error executing query. %s: %w", cn.drv.title, err)

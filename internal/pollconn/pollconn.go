@@ -1,4 +1,16 @@
-package sqlbind
+// Package pollconn is the network connection of the database and Redis
+// clients that scripts call: a socket read and written on the thread that
+// runs the script, which waits in poll(2) as libmysql and libpq do.
+//
+// Why: a Go-backed Lua function runs on the worker's loop thread, and its
+// goroutine is locked to that thread (a call from C always is). A read
+// through Go's network poller parks that goroutine, and waking a goroutine
+// locked to a thread takes thread switches and the scheduler's hand-offs
+// that cost more than a small query's round trip. The waits of a Deadline's
+// connections stop at its time, which the binding sets for each call, so
+// the statements need no cancellable context either (one makes
+// database/sql and the drivers start or wake a goroutine per statement).
+package pollconn
 
 import (
 	"context"
@@ -15,27 +27,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The network drivers' sockets are read and written on the thread that
-// runs the script, which waits in poll(2) as libmysql and libpq do.
-//
-// Why: a Go-backed Lua function runs on the worker's loop thread, and its
-// goroutine is locked to that thread (a call from C always is). A read
-// through Go's network poller parks that goroutine, and waking a goroutine
-// locked to a thread takes thread switches and the scheduler's hand-offs
-// that cost more than a small query's round trip. The contexts go too: a
-// cancellable context makes database/sql and the drivers start or wake a
-// goroutine per statement. Instead each call of the binding sets the end
-// of the request's time (deadline), and every wait of its connections
-// stops there.
-
-// deadline is the end of the running call's time, for its connections.
+// Deadline is the end of the running call's time, for its connections.
 // A driver may read it from a goroutine of its own (pgx closes a
-// connection in the background).
-type deadline struct{ ns atomic.Int64 } // unix nanoseconds; 0: none
+// connection in the background). The zero Deadline is none.
+type Deadline struct{ ns atomic.Int64 } // unix nanoseconds; 0: none
 
-func (d *deadline) set(t time.Time) { d.ns.Store(t.UnixNano()) }
+// Set sets the time; a zero t is none.
+func (d *Deadline) Set(t time.Time) {
+	if t.IsZero() {
+		d.ns.Store(0)
+		return
+	}
+	d.ns.Store(t.UnixNano())
+}
 
-func (d *deadline) get() time.Time {
+// Get returns the time, zero for none.
+func (d *Deadline) Get() time.Time {
 	if ns := d.ns.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
@@ -43,8 +50,8 @@ func (d *deadline) get() time.Time {
 }
 
 // until returns the earlier of d's time and t (a zero t: none).
-func (d *deadline) until(t time.Time) time.Time {
-	dt := d.get()
+func (d *Deadline) until(t time.Time) time.Time {
+	dt := d.Get()
 	if t.IsZero() || (!dt.IsZero() && dt.Before(t)) {
 		return dt
 	}
@@ -58,16 +65,18 @@ type pollConn struct {
 	fd           int
 	network      string
 	laddr, raddr net.Addr
-	dl           *deadline
+	dl           *Deadline
 	rd, wd       time.Time // set by the driver
 	wrote        bool      // the last call was a write: a read waits first
 	closed       bool
 }
 
-// dialer returns a DialFunc whose connections wait until dl's time.
-func dialer(dl *deadline) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// Dialer returns a dial function, as the drivers take, whose connections
+// wait until dl's time, or the deadline the driver sets, whichever comes
+// first; the connect also stops at the context's deadline.
+func Dialer(dl *Deadline) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		end := dl.get()
+		end := dl.Get()
 		if t, ok := ctx.Deadline(); ok {
 			end = dl.until(t)
 		}
@@ -76,7 +85,7 @@ func dialer(dl *deadline) func(ctx context.Context, network, addr string) (net.C
 }
 
 // dialPoll connects to addr ("unix", or "tcp" and its kin) by end.
-func dialPoll(ctx context.Context, dl *deadline, network, addr string, end time.Time) (net.Conn, error) {
+func dialPoll(ctx context.Context, dl *Deadline, network, addr string, end time.Time) (net.Conn, error) {
 	opErr := func(err error) error { return &net.OpError{Op: "dial", Net: network, Addr: nil, Err: err} }
 	var (
 		sa     unix.Sockaddr

@@ -1,4 +1,4 @@
-package sqlbind
+package pollconn
 
 import (
 	"context"
@@ -34,9 +34,9 @@ func TestPollConn(t *testing.T) {
 				}
 				close(peer)
 			}()
-			var dl deadline
-			dl.set(time.Now().Add(10 * time.Second))
-			c, err := dialer(&dl)(context.Background(), network, ln.Addr().String())
+			var dl Deadline
+			dl.Set(time.Now().Add(10 * time.Second))
+			c, err := Dialer(&dl)(context.Background(), network, ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestPollConn(t *testing.T) {
 			}
 
 			// The peer stays silent: the read ends at the deadline.
-			dl.set(time.Now().Add(50 * time.Millisecond))
+			dl.Set(time.Now().Add(50 * time.Millisecond))
 			t0 := time.Now()
 			_, err = c.Read(buf)
 			var ne net.Error
@@ -69,7 +69,7 @@ func TestPollConn(t *testing.T) {
 				t.Errorf("the read ended after %v, want the 50 ms deadline", took)
 			}
 
-			dl.set(time.Now().Add(10 * time.Second))
+			dl.Set(time.Now().Add(10 * time.Second))
 			p.Close()
 			if _, err := c.Read(buf); err != io.EOF {
 				t.Fatalf("closed peer: %v, want EOF", err)
@@ -80,9 +80,9 @@ func TestPollConn(t *testing.T) {
 
 // TestPollConnDialRefused: nothing listens: the dial fails at once.
 func TestPollConnDialRefused(t *testing.T) {
-	var dl deadline
-	dl.set(time.Now().Add(10 * time.Second))
-	_, err := dialer(&dl)(context.Background(), "unix", filepath.Join(t.TempDir(), "none"))
+	var dl Deadline
+	dl.Set(time.Now().Add(10 * time.Second))
+	_, err := Dialer(&dl)(context.Background(), "unix", filepath.Join(t.TempDir(), "none"))
 	if err == nil {
 		t.Fatal("dial to a missing socket succeeded")
 	}
