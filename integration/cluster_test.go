@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +24,7 @@ import (
 
 // The cluster on one machine: network namespaces of the test's own (see
 // testutil.NetLab) for a web host (nginx, then lighttpd), three magnet
-// hosts and a Redis host. Each magnet host sees its own copy of the
+// hosts, a Redis host and a MariaDB host. Each magnet host sees its own copy of the
 // scripts at the same path (a bind mount in a mount namespace of its
 // own), so a host can be restarted with new code.
 
@@ -38,6 +40,7 @@ type cluster struct {
 	srv     string // the scripts' path on every host
 	web     string // the web host's address
 	redis   string // host:port
+	db      *testutil.MariaDB
 	magnetd string
 	addrs   map[string]string
 	hosts   map[string]*proc
@@ -45,12 +48,19 @@ type cluster struct {
 
 var clusterHosts = []string{"h1", "h2", "h3"}
 
-// appLua answers a POST with its body and a GET with its query, after the
-// version of the code.
+// appLua stores a POST's body on the database host, over a connection
+// kept in _G, and answers it with its body, and a GET with its query,
+// after the version of the code. Its format's arguments: the version, the
+// database host and port.
 const appLua = `local VERSION = %q
 magnet.header["Content-Type"] = "text/plain"
 local r = magnet.request
-io.write("app=", VERSION, " echo=", r.method == "POST" and r.body() or r.query or "")
+local body = r.method == "POST" and r.body() or nil
+if body then
+	_G.db = _G.db or assert(luasql.mysql():connect("magnet", "magnet", "magnet", %q, %s))
+	assert(db:execute("INSERT INTO posts (body) VALUES (?)", body))
+end
+io.write("app=", VERSION, " echo=", body or r.query or "")
 `
 
 func newCluster(t *testing.T) *cluster {
@@ -70,6 +80,19 @@ func newCluster(t *testing.T) *cluster {
 	raddr := lab.AddHost("redis", 5)
 	r := testutil.StartRedisIn(t, lab.In("redis"), raddr, 6379)
 	c.redis = r.Addr
+	daddr := lab.AddHost("db", 6)
+	db, err := testutil.StartMariaDBIn(lab.In("db"), daddr, 3306)
+	if errors.Is(err, testutil.ErrNoServer) {
+		testutil.Missing(t, "MariaDB", "mariadb-server", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if _, err := db.Query("CREATE TABLE magnet.posts (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(200) NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	c.db = db
 	c.srv = filepath.Join(c.dir, "srv")
 	if err := os.MkdirAll(c.srv, 0o755); err != nil {
 		t.Fatal(err)
@@ -91,7 +114,8 @@ func (c *cluster) writeCode(h, v string) {
 	sessions := deployRepoFile(c.t, "examples/sessions.lua",
 		`local store = shared_store("sessions") -- STORE`, fmt.Sprintf(`local store = redis_store(%q) -- STORE`, c.redis))
 	writeFile(c.t, filepath.Join(dir, "sessions.lua"), sessions)
-	writeFile(c.t, filepath.Join(dir, "app.lua"), fmt.Sprintf(appLua, v))
+	host, port, _ := net.SplitHostPort(c.db.Addr)
+	writeFile(c.t, filepath.Join(dir, "app.lua"), fmt.Sprintf(appLua, v, host, port))
 }
 
 // start runs magnetd on host h: TCP on its address, accepting only the
@@ -241,6 +265,7 @@ func unixClient(sock string) *http.Client {
 type result struct {
 	phase  int32
 	method string
+	body   string // a POST's
 	host   string // the answering magnet host, from X-Upstream (nginx)
 	ver    string
 	err    error
@@ -289,6 +314,7 @@ func (l *load) client(i int) {
 			}
 			return nil
 		})
+		res.body = body
 		l.add(res)
 		req, _ = http.NewRequest("GET", "http://cluster/sessions.lua", nil)
 		if sid != "" {
@@ -425,14 +451,15 @@ const (
 	phaseKill
 )
 
-// TestCluster: nginx in front of three magnet hosts and Redis. Under a
+// TestCluster: nginx in front of three magnet hosts, Redis and MariaDB. Under a
 // POST and GET load with every answer checked, h1 is drained (SIGTERM)
 // and restarted with new code: no request fails. Then h2 is killed
 // (SIGKILL to everything on it): nginx retries GETs on another host; a
 // POST that h2 had already received cannot be retried, so at most one
-// per client fails. Sessions live in Redis and survive changing hosts.
-// Then lighttpd, with the three hosts in fastcgi.server, loses nothing
-// while h3 is drained.
+// per client fails. Sessions live in Redis and survive changing hosts;
+// every POST answered is stored once on the MariaDB host. Then lighttpd,
+// with the three hosts in fastcgi.server, loses nothing while h3 is
+// drained.
 func TestCluster(t *testing.T) {
 	c := newCluster(t)
 	for _, h := range clusterHosts {
@@ -538,5 +565,49 @@ func TestCluster(t *testing.T) {
 	t.Logf("lighttpd: %d answered, %d failed while h3 was drained", ok, failed)
 	if failed > 0 {
 		t.Errorf("requests failed through lighttpd: %v", errs)
+	}
+	c.checkPosts(l, ll)
+}
+
+// checkPosts compares the database host's posts with the POSTs of the
+// loads: each one answered is stored exactly once (no POST was lost
+// after its answer, and none was run twice by a retry); one that failed
+// (the kill) is stored at most once.
+func (c *cluster) checkPosts(loads ...*load) {
+	c.t.Helper()
+	out, err := c.db.Query("SELECT body, COUNT(*) FROM magnet.posts GROUP BY body")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	stored := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		if body, n, ok := strings.Cut(line, "\t"); ok {
+			k, _ := strconv.Atoi(n)
+			stored[body] = k
+		}
+	}
+	answered, missing, twice := 0, 0, 0
+	for _, l := range loads {
+		l.mu.Lock()
+		for _, r := range l.res {
+			if r.method != "POST" {
+				continue
+			}
+			n := stored[r.body]
+			switch {
+			case n > 1:
+				twice++
+			case r.err == nil && n == 0:
+				missing++
+			}
+			if r.err == nil {
+				answered++
+			}
+		}
+		l.mu.Unlock()
+	}
+	c.t.Logf("MariaDB host: %d rows for %d POSTs answered", len(stored), answered)
+	if missing > 0 || twice > 0 {
+		c.t.Errorf("posts on the database host: %d answered POSTs missing, %d stored more than once", missing, twice)
 	}
 }

@@ -3,9 +3,11 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,8 +24,10 @@ var ErrNoServer = errors.New("database server not installed")
 // tests and closes it from TestMain, since a start costs seconds.
 type MariaDB struct {
 	Socket                   string
+	Addr                     string // host:port when it listens on TCP (StartMariaDBIn)
 	Database, User, Password string
 	dir                      string
+	wrap                     []string // the command the server runs under, as NetLab.In gives
 	args                     []string
 	cmd                      *exec.Cmd
 }
@@ -31,7 +35,13 @@ type MariaDB struct {
 // StartMariaDB creates a data directory with mariadb-install-db and starts
 // mariadbd on it. As root the server runs as root (--user=root): the temp
 // dir then needs no other owner, and CI runs as root.
-func StartMariaDB() (*MariaDB, error) {
+func StartMariaDB() (*MariaDB, error) { return StartMariaDBIn(nil, "", 0) }
+
+// StartMariaDBIn starts a MariaDB server under wrap (a network namespace:
+// NetLab.In), listening on bind:port as well as on its unix socket, which
+// the tests' own client (Query) keeps using; the test user may connect
+// from any host. With bind "" it is StartMariaDB.
+func StartMariaDBIn(wrap []string, bind string, port int) (*MariaDB, error) {
 	install, err := exec.LookPath("mariadb-install-db")
 	if err != nil {
 		return nil, fmt.Errorf("%w: mariadb-install-db (apt-get install mariadb-server): %v", ErrNoServer, err)
@@ -49,7 +59,12 @@ func StartMariaDB() (*MariaDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &MariaDB{Socket: filepath.Join(dir, "mysqld.sock"), Database: "magnet", User: "magnet", Password: "magnet", dir: dir}
+	m := &MariaDB{Socket: filepath.Join(dir, "mysqld.sock"), Database: "magnet", User: "magnet", Password: "magnet", dir: dir, wrap: wrap}
+	network, host := []string{"--skip-networking"}, "localhost"
+	if bind != "" {
+		m.Addr = net.JoinHostPort(bind, strconv.Itoa(port))
+		network, host = []string{"--bind-address=" + bind, "--port=" + strconv.Itoa(port)}, "%"
+	}
 	data := filepath.Join(dir, "data")
 	user := []string{}
 	if os.Geteuid() == 0 {
@@ -62,15 +77,15 @@ func StartMariaDB() (*MariaDB, error) {
 		return nil, fmt.Errorf("mariadb-install-db: %v: %s", err, out)
 	}
 	m.args = append([]string{server, "--no-defaults", "--datadir=" + data, "--socket=" + m.Socket,
-		"--skip-networking", "--pid-file=" + filepath.Join(dir, "mysqld.pid"),
+		"--pid-file=" + filepath.Join(dir, "mysqld.pid"),
 		"--log-error=" + filepath.Join(dir, "error.log"), "--innodb-buffer-pool-size=16M",
-		"--innodb-log-file-size=8M", "--skip-log-bin", "--max-connections=200"}, user...)
+		"--innodb-log-file-size=8M", "--skip-log-bin", "--max-connections=200"}, append(network, user...)...)
 	if err := m.Start(); err != nil {
 		m.Close()
 		return nil, err
 	}
-	_, err = m.Query(fmt.Sprintf("CREATE DATABASE %s; CREATE USER '%s'@'localhost' IDENTIFIED BY '%s'; "+
-		"GRANT ALL ON %s.* TO '%s'@'localhost'", m.Database, m.User, m.Password, m.Database, m.User))
+	_, err = m.Query(fmt.Sprintf("CREATE DATABASE %s; CREATE USER '%s'@'%s' IDENTIFIED BY '%s'; "+
+		"GRANT ALL ON %s.* TO '%s'@'%s'", m.Database, m.User, host, m.Password, m.Database, m.User, host))
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -83,7 +98,8 @@ func (m *MariaDB) Start() error {
 	if m.cmd != nil {
 		return errors.New("mariadbd already running")
 	}
-	cmd := exec.Command(m.args[0], m.args[1:]...)
+	argv := append(append([]string(nil), m.wrap...), m.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
