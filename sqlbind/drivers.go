@@ -22,15 +22,12 @@ type driverInfo struct {
 	// dl's time (internal/pollconn).
 	open   func(dl *pollconn.Deadline, source, user, password, host, port string) (*sql.DB, error)
 	escape func(string) string
-	// polled: the connections are internal/pollconn's, bounded by the
-	// binding's deadline; the others take a context that times out.
-	polled bool
 }
 
 // drivers by LuaSQL's names (luasql.mysql, luasql.postgres, luasql.sqlite3).
 var drivers = map[string]*driverInfo{
-	"mysql":    {title: "MySQL", open: openMySQL, escape: escapeMySQL, polled: true},
-	"postgres": {title: "PostgreSQL", open: openPostgres, escape: escapeQuotes, polled: true},
+	"mysql":    {title: "MySQL", open: openMySQL, escape: escapeMySQL},
+	"postgres": {title: "PostgreSQL", open: openPostgres, escape: escapeQuotes},
 	"sqlite3":  {title: "SQLite3", open: openSQLite, escape: escapeQuotes},
 }
 

@@ -1,6 +1,7 @@
 package sqlbind
 
 import (
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,4 +143,33 @@ func TestMariaDBStopped(t *testing.T) {
 func TestPostgresStopped(t *testing.T) {
 	p := needPostgres(t)
 	stopped(t, p, `_G.DRIVER = "postgres"; _G.ARGS = {`+pgArgs(p, p.Database)+`}`)
+}
+
+// TestSQLiteRunaway: a SQLite statement that would run for minutes ends
+// at the request's time limit, as nil, err, prepared or not, and the
+// connection serves the next statement.
+func TestSQLiteRunaway(t *testing.T) {
+	st := newState(t)
+	db := luaQuote(filepath.Join(t.TempDir(), "r.db"))
+	run(t, st, "/setup.lua", `_G.C = assert(luasql.sqlite3():connect(`+db+`))`)
+	const long = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT COUNT(*) FROM n`
+	const limit = 300 * time.Millisecond
+	st.SetTimeout(limit)
+	defer st.SetTimeout(0)
+	for _, src := range []string{
+		`local cur, err = C:execute("` + long + `") print(cur, err)`,
+		`local s = assert(C:prepare("` + long + `")) local cur, err = s:execute() print(cur, err)`,
+	} {
+		start := time.Now()
+		out := run(t, st, "/long.lua", src)
+		if took := time.Since(start); took > limit+5*time.Second {
+			t.Errorf("the statement took %v, over the time limit of %v (and 5s for a loaded machine)", took, limit)
+		}
+		if !strings.HasPrefix(out, "nil") || !strings.Contains(out, "time limit") {
+			t.Errorf("runaway statement: %q, want nil and the time limit's error", out)
+		}
+		if out := run(t, st, "/next.lua", `print(C:execute("SELECT 40 + 2"):fetch())`); out != "42" {
+			t.Errorf("the next statement: %q", out)
+		}
+	}
 }

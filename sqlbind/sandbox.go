@@ -1,9 +1,7 @@
 package sqlbind
 
 import (
-	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/magnet-fcgi/magnet/internal/pollconn"
 )
 
 // Under --sandbox, SQLite reaches files as io.open does: a database is a
@@ -29,7 +29,7 @@ var sandboxedSQLite = &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteC
 }}
 
 // openConfined opens a SQLite database for a sandboxed state.
-func openConfined(dirs []string, source string) (*sql.DB, error) {
+func openConfined(dl *pollconn.Deadline, dirs []string, source string) (*sql.DB, error) {
 	if source != ":memory:" {
 		if strings.HasPrefix(source, "file:") || strings.ContainsAny(source, "?\x00") {
 			return nil, errors.New("a plain file name is needed under --sandbox")
@@ -38,13 +38,8 @@ func openConfined(dirs []string, source string) (*sql.DB, error) {
 			return nil, fmt.Errorf("%s is outside --open-basedir (sandbox)", source)
 		}
 	}
-	return sql.OpenDB(connector{source + "?_busy_timeout=5000"}), nil
+	return sql.OpenDB(sqliteConnector{sandboxedSQLite, source + "?_busy_timeout=5000", dl}), nil
 }
-
-type connector struct{ dsn string }
-
-func (c connector) Connect(context.Context) (driver.Conn, error) { return sandboxedSQLite.Open(c.dsn) }
-func (c connector) Driver() driver.Driver                        { return sandboxedSQLite }
 
 // allowed reports whether path, symlinks resolved (through its directory
 // when it does not exist yet), is under one of dirs, which are resolved.

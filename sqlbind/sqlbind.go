@@ -69,7 +69,6 @@ type conn struct {
 	drv        *driverInfo
 	db         *sql.DB
 	tx         *sql.Tx
-	txCancel   context.CancelFunc
 	autocommit bool
 	stmts      map[int]*stmt
 }
@@ -106,21 +105,18 @@ func handle[T any](b *binding, c *luabind.Call, what string) (T, int, error) {
 	return v, h, nil
 }
 
-// bound bounds one database call by the time left to the request: it sets
-// the deadline the network drivers' connections wait until, and returns
-// the context of the call's statements, one that times out for the
-// drivers whose connections do not wait on the deadline (SQLite, which
-// the context interrupts).
-func (b *binding) bound(c *luabind.Call, drv *driverInfo) (context.Context, context.CancelFunc) {
+// bound bounds one database call by the time left to the request: every
+// driver's connections stop waiting at the deadline it sets (the network
+// drivers' sockets through internal/pollconn, SQLite's statements through
+// contexts of their own: sqlite.go), so that the statements themselves
+// take no context that can end, which would cost database/sql and the
+// drivers a goroutine per statement.
+func (b *binding) bound(c *luabind.Call) {
 	d, ok := c.Remaining()
 	if !ok {
 		d = DefaultTimeout
 	}
 	b.dl.Set(time.Now().Add(d))
-	if drv.polled {
-		return context.Background(), func() {}
-	}
-	return context.WithTimeout(context.Background(), d)
 }
 
 // connect(driver, source, user, password, host, port) -> handle | nil, err
@@ -141,16 +137,15 @@ func (b *binding) connect(c *luabind.Call) (int, error) {
 	}
 	var db *sql.DB
 	if b.confined && name == "sqlite3" {
-		db, err = openConfined(b.dirs, a[0])
+		db, err = openConfined(&b.dl, b.dirs, a[0])
 	} else {
 		db, err = drv.open(&b.dl, a[0], a[1], a[2], a[3], a[4])
 	}
 	if err == nil {
 		db.SetMaxOpenConns(1)
 		db.SetMaxIdleConns(1)
-		x, cancel := b.bound(c, drv)
-		err = db.PingContext(x)
-		cancel()
+		b.bound(c)
+		err = db.PingContext(context.Background())
 		if err != nil {
 			db.Close()
 		}
@@ -163,37 +158,17 @@ func (b *binding) connect(c *luabind.Call) (int, error) {
 }
 
 // begin opens the transaction of a connection whose autocommit is off.
-// The transaction's own context ends only with it (a transaction may span
-// requests), so the BEGIN is bounded by a timer instead, or, for a network
-// driver, by the binding's deadline, which the caller set (bound).
-func (cn *conn) begin(c *luabind.Call) error {
+// Its BEGIN is bounded by the binding's deadline, which the caller set
+// (bound); the transaction itself may span requests.
+func (cn *conn) begin() error {
 	if cn.autocommit || cn.tx != nil {
 		return nil
 	}
-	if cn.drv.polled {
-		tx, err := cn.db.BeginTx(context.Background(), nil)
-		if err != nil {
-			return err
-		}
-		cn.tx, cn.txCancel = tx, func() {}
-		return nil
-	}
-	d, ok := c.Remaining()
-	if !ok {
-		d = DefaultTimeout
-	}
-	x, cancel := context.WithCancel(context.Background())
-	t := time.AfterFunc(d, cancel)
-	tx, err := cn.db.BeginTx(x, nil)
-	if !t.Stop() && err == nil {
-		tx.Rollback()
-		err = context.DeadlineExceeded
-	}
+	tx, err := cn.db.BeginTx(context.Background(), nil)
 	if err != nil {
-		cancel()
 		return err
 	}
-	cn.tx, cn.txCancel = tx, cancel
+	cn.tx = tx
 	return nil
 }
 
@@ -208,8 +183,7 @@ func (cn *conn) end(commit bool) error {
 	} else {
 		err = cn.tx.Rollback()
 	}
-	cn.txCancel()
-	cn.tx, cn.txCancel = nil, nil
+	cn.tx = nil
 	return err
 }
 
@@ -232,9 +206,9 @@ func (b *binding) execute(c *luabind.Call) (int, error) {
 
 // do runs a statement (s, or the text q) with args and gives its result.
 func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query bool, args []any) (int, error) {
-	x, cancel := b.bound(c, cn.drv)
-	defer cancel()
-	err := cn.begin(c)
+	b.bound(c)
+	x := context.Background()
+	err := cn.begin()
 	if err != nil {
 		return c.Fail(b.queryErr(cn, err))
 	}
@@ -290,7 +264,7 @@ func (b *binding) queryErr(cn *conn, err error) error {
 	// A network driver's connection that timed out says "invalid
 	// connection" (it closed it); the deadline says why.
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		cn.drv.polled && !time.Now().Before(b.dl.Get()) {
+		!time.Now().Before(b.dl.Get()) {
 		err = errors.New("the request's time limit passed")
 	}
 	return fmt.Errorf("LuaSQL: error executing query. %s: %w", cn.drv.title, err)
@@ -306,9 +280,8 @@ func (b *binding) prepare(c *luabind.Call) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	x, cancel := b.bound(c, cn.drv)
-	defer cancel()
-	s, err := cn.db.PrepareContext(x, q)
+	b.bound(c)
+	s, err := cn.db.PrepareContext(context.Background(), q)
 	if err != nil {
 		return c.Fail(b.queryErr(cn, err))
 	}
@@ -343,8 +316,7 @@ func (b *binding) finish(c *luabind.Call, commit bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, cancel := b.bound(c, cn.drv)
-	defer cancel()
+	b.bound(c)
 	if err := cn.end(commit); err != nil {
 		c.PushBool(false)
 		c.PushString(b.queryErr(cn, err).Error())
@@ -400,8 +372,7 @@ func (b *binding) close(c *luabind.Call) (int, error) {
 	delete(b.objs, h)
 	switch o := o.(type) {
 	case *conn:
-		_, cancel := b.bound(c, o.drv)
-		defer cancel()
+		b.bound(c)
 		o.end(false)
 		for sh, s := range o.stmts {
 			s.s.Close()
