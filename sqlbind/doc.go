@@ -14,5 +14,8 @@
 // one database connection only: its pool has one, which database/sql
 // replaces when the server closed it. Every call is bounded by the time
 // left to the request (luabind.Call.Remaining), since the run's time limit
-// cannot stop a script while it waits in Go.
+// cannot stop a script while it waits in Go: the call sets a deadline that
+// the connections follow (the network drivers' sockets wait on the
+// script's thread until then, internal/pollconn; SQLite is interrupted
+// then, sqlite.go), and the statements take no context that can end.
 package sqlbind
