@@ -15,11 +15,25 @@ local null = setmetatable({}, {
 	__metatable = false,
 })
 
+-- Every object's proxy shares one metatable, whose finalizer finds the
+-- handle in a table with weak keys (Lua 5.1 keeps a key that is being
+-- finalized until its finalizer has run): no closure and no metatable per
+-- object.
+local handleOf = setmetatable({}, { __mode = "k" })
+local template
+if newproxy then
+	template = newproxy(true)
+	getmetatable(template).__gc = function(p)
+		local h = handleOf[p]
+		if h then G.close(h) end
+	end
+end
+
 local function new(meta, h)
 	local o = { [H] = h }
-	if newproxy then
-		local p = newproxy(true)
-		getmetatable(p).__gc = function() G.close(h) end
+	if template then
+		local p = newproxy(template)
+		handleOf[p] = h
 		o[P] = p
 	end
 	return setmetatable(o, meta)
@@ -101,14 +115,18 @@ end
 local function fill(self, t, mode, ...)
 	local n = select("#", ...)
 	if n == 0 then return nil end
-	if mode == "n" or find(mode, "n", 1, true) then
+	local numbered, named = mode == "n", mode == "a"
+	if not numbered and not named then
+		numbered, named = find(mode, "n", 1, true), find(mode, "a", 1, true)
+	end
+	if numbered then
 		for i = 1, n do
 			local v = select(i, ...)
 			if v == nil then v = null end
 			t[i] = v
 		end
 	end
-	if mode ~= "n" and find(mode, "a", 1, true) then
+	if named then
 		local names = rawget(self, NAMES)
 		if not names then
 			names = G.colnames(rawget(self, H))
