@@ -4,15 +4,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
-
-	"github.com/magnet-fcgi/magnet/internal/testutil"
 )
 
 // TestSharedStandalone: two magnet-workers that spawn-fcgi -F 2 started
@@ -22,10 +17,8 @@ import (
 // answer, and the final count is exact.
 func TestSharedStandalone(t *testing.T) {
 	needWorker(t)
-	testutil.LookPath(t, spawnFCGIBin, "spawn-fcgi")
 	dir := t.TempDir()
-	socket := filepath.Join(dir, "sf.sock")
-	pidFile := filepath.Join(dir, "sf.pid")
+	socket, pids := spawnFCGI(t, workerBin, "--shared", "d=1M")
 	// The file the workers map (cmd/magnet-worker/shared.go): per user,
 	// per socket, per name. It outlives them: the test removes it.
 	h := fnv.New64a()
@@ -45,24 +38,6 @@ print("Content-Type: text/plain\r\n\r\n" .. pid .. " " .. tostring(n or err))`
 	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(spawnFCGIBin, "-s", socket, "-F", "2", "-P", pidFile, "--",
-		workerBin, "--shared", "d=1M").CombinedOutput()
-	var pids []int
-	b, _ := os.ReadFile(pidFile)
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	t.Cleanup(func() {
-		for _, pid := range pids {
-			killTree(pid)
-		}
-	})
-	if err != nil || len(pids) != 2 {
-		t.Fatalf("spawn-fcgi -F 2: %v, pids %v\n%s", err, pids, out)
-	}
-	waitDial(t, nil, "unix", socket)
 	if _, err := os.Stat(shm); err != nil {
 		t.Fatalf("the workers' dictionary file: %v", err)
 	}

@@ -18,17 +18,17 @@ import (
 
 const spawnFCGIBin = "/usr/bin/spawn-fcgi"
 
-// spawnFCGI runs spawn-fcgi -s <tmp>/sf.sock -F 2 -P <pidfile> -- app and
-// returns the socket and the two child pids. spawn-fcgi forks the
-// children into sessions of their own and exits (-n, no fork, cannot be
-// combined with -F), so the test kills the children itself.
-func spawnFCGI(t *testing.T, app string) (socket string, pids []int) {
+// spawnFCGI runs spawn-fcgi -s <tmp>/sf.sock -F 2 -P <pidfile> -- app
+// args... and returns the socket and the two child pids. spawn-fcgi forks
+// the children into sessions of their own and exits (-n, no fork, cannot
+// be combined with -F), so the test kills the children itself.
+func spawnFCGI(t *testing.T, app string, args ...string) (socket string, pids []int) {
 	t.Helper()
 	testutil.LookPath(t, spawnFCGIBin, "spawn-fcgi")
 	dir := t.TempDir()
 	socket = filepath.Join(dir, "sf.sock")
 	pidFile := filepath.Join(dir, "sf.pid")
-	cmd := exec.Command(spawnFCGIBin, "-s", socket, "-F", "2", "-P", pidFile, "--", app)
+	cmd := exec.Command(spawnFCGIBin, append([]string{"-s", socket, "-F", "2", "-P", pidFile, "--", app}, args...)...)
 	out, err := cmd.CombinedOutput()
 	// Read the pid file even on failure, so no child is left behind.
 	b, _ := os.ReadFile(pidFile)
