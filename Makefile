@@ -39,9 +39,10 @@ test-arm64: deps-cross
 	$(ARM64) CGO_ENABLED=1 $(GO) vet ./...
 	$(ARM64) CGO_ENABLED=1 $(GO) test -count=1 -timeout 10m -exec $(CURDIR)/.ci/qemu-exec ./protocol/... ./scripts/... ./luabind/... ./worker/...
 
-# Serve examples/ at http://$(ADDR)/ through magnetd's HTTP front.
+# Serve examples/ at http://$(ADDR)/ through magnetd's HTTP front, with
+# the shared dictionary examples/sessions.lua keeps its sessions in.
 run: build
-	bin/magnetd -n -F 2 --http $(ADDR) --docroot examples
+	bin/magnetd -n -F 2 --http $(ADDR) --docroot examples --shared sessions=16M
 
 vet:
 	$(GO) vet ./...
