@@ -202,19 +202,7 @@ http {
 	include %[1]s/cluster.conf;
 }
 `, dir))
-	argv := append(c.lab.In("web"), nginxBin, "-c", conf, "-g", "daemon off;")
-	p := startProc(c.t, argv[0], argv[1:], nil)
-	waitFor(c.t, startTimeout, "nginx", func() error {
-		if p.exited() {
-			return fmt.Errorf("exited:\n%s", p.out.String())
-		}
-		cn, err := net.Dial("unix", sock)
-		if err == nil {
-			cn.Close()
-		}
-		return err
-	})
-	return unixClient(sock)
+	return c.startWeb("nginx", sock, nginxBin, "-c", conf, "-g", "daemon off;")
 }
 
 // startLighttpd runs deploy/lighttpd-cluster.conf on the web host.
@@ -236,9 +224,16 @@ server.errorlog = %q
 server.modules = ( "mod_access" )
 include %q
 `, c.srv, sock, filepath.Join(dir, "error.log"), filepath.Join(dir, "cluster.conf")))
-	argv := append(c.lab.In("web"), lighttpdBin, "-D", "-f", conf)
+	return c.startWeb("lighttpd", sock, lighttpdBin, "-D", "-f", conf)
+}
+
+// startWeb runs a web server (argv) on the web host and waits until its
+// unix socket sock takes connections; it returns a client of that socket.
+func (c *cluster) startWeb(name, sock string, argv ...string) *http.Client {
+	c.t.Helper()
+	argv = append(c.lab.In("web"), argv...)
 	p := startProc(c.t, argv[0], argv[1:], nil)
-	waitFor(c.t, startTimeout, "lighttpd", func() error {
+	waitFor(c.t, startTimeout, name, func() error {
 		if p.exited() {
 			return fmt.Errorf("exited:\n%s", p.out.String())
 		}

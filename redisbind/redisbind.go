@@ -31,7 +31,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/magnet-fcgi/magnet/internal/pollconn"
-
 	"github.com/magnet-fcgi/magnet/luabind"
 )
 
@@ -97,7 +96,6 @@ type discard struct{}
 func (discard) Printf(context.Context, string, ...any) {}
 
 type binding struct {
-	dl      pollconn.Deadline // never set: the commands' contexts bound them
 	clients []*client
 	byKey   map[string]int // connect's arguments to an index in clients
 }
@@ -155,7 +153,7 @@ func (b *binding) connect(c *luabind.Call) (int, error) {
 			return c.Fail(fmt.Errorf("redis.connect %q: %w", addr, err))
 		}
 	}
-	dial := pollconn.Dialer(&b.dl)
+	dial := pollconn.Dialer(nil) // the commands' contexts bound them
 	rdb := redis.NewClient(&redis.Options{
 		// The connection waits on this thread (internal/pollconn), until
 		// the deadlines go-redis sets from each command's context.

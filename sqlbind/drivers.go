@@ -18,8 +18,8 @@ import (
 // driverInfo is one of LuaSQL's drivers on a database/sql driver.
 type driverInfo struct {
 	title string // as in LuaSQL's error messages
-	// open opens a database; a network driver's connections wait until
-	// dl's time (internal/pollconn).
+	// open opens a database whose connections stop waiting at dl's time
+	// (the network drivers' through internal/pollconn, SQLite's: sqlite.go).
 	open   func(dl *pollconn.Deadline, source, user, password, host, port string) (*sql.DB, error)
 	escape func(string) string
 }

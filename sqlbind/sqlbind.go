@@ -56,7 +56,7 @@ func Register(st *luabind.State, sb *luabind.Sandbox) error {
 // binding is one state's table of open objects. Handles are never reused,
 // so a closed object's handle finds nothing.
 type binding struct {
-	dl       pollconn.Deadline // the running call's end, for the network drivers
+	dl       pollconn.Deadline // the running call's end, which every connection follows (bound)
 	objs     map[int]any
 	next     int
 	confined bool     // --sandbox

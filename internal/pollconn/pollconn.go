@@ -41,8 +41,11 @@ func (d *Deadline) Set(t time.Time) {
 	d.ns.Store(t.UnixNano())
 }
 
-// Get returns the time, zero for none.
+// Get returns the time, zero for none (and for a nil Deadline).
 func (d *Deadline) Get() time.Time {
+	if d == nil {
+		return time.Time{}
+	}
 	if ns := d.ns.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
@@ -73,7 +76,8 @@ type pollConn struct {
 
 // Dialer returns a dial function, as the drivers take, whose connections
 // wait until dl's time, or the deadline the driver sets, whichever comes
-// first; the connect also stops at the context's deadline.
+// first (dl nil: the driver's only); the connect also stops at the
+// context's deadline.
 func Dialer(dl *Deadline) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		end := dl.Get()
