@@ -358,7 +358,8 @@ func (l *load) do(req *http.Request, phase int32, check func(*http.Response, str
 		return res
 	}
 	// after retries, the last address answered
-	up := r.Header.Get("X-Upstream")
+	ups := r.Header.Get("X-Upstream")
+	up := ups
 	if i := strings.LastIndex(up, ", "); i >= 0 {
 		up = up[i+2:]
 	}
@@ -367,7 +368,9 @@ func (l *load) do(req *http.Request, phase int32, check func(*http.Response, str
 	if v, _, ok := strings.Cut(strings.TrimPrefix(s, "app="), " "); ok && strings.HasPrefix(s, "app=") {
 		res.ver = v
 	}
-	res.err = check(r, s)
+	if res.err = check(r, s); res.err != nil {
+		res.err = fmt.Errorf("%w (upstreams tried: %s)", res.err, ups)
+	}
 	return res
 }
 

@@ -381,10 +381,20 @@ func (s *Server) drainHandoff() (done bool) {
 	}
 	s.takeIdle(1<<30, -1)
 	s.settleMoved()
+	return s.nconns == 0 && !s.receiving()
+}
+
+// receiving reports whether connections another worker handed over wait
+// for the loop to adopt them: a stopping worker must not leave before it
+// has, or they would close under a web server that may be writing on them.
+func (s *Server) receiving() bool {
+	h := s.ho
+	if h == nil {
+		return false
+	}
 	h.inMu.Lock()
-	more := len(h.inbox) > 0
-	h.inMu.Unlock()
-	return s.nconns == 0 && !more
+	defer h.inMu.Unlock()
+	return len(h.inbox) > 0
 }
 
 // handingOver reports whether a stopping worker hands its connections over

@@ -358,7 +358,7 @@ func (s *Server) Serve() error {
 				if s.drainHandoff() || time.Now().After(s.drainEnd) {
 					return nil
 				}
-			} else if s.nconns == 0 || time.Now().After(s.drainEnd) {
+			} else if (s.nconns == 0 && !s.receiving()) || time.Now().After(s.drainEnd) {
 				return nil
 			}
 			timeout = 100
