@@ -1,6 +1,7 @@
 package sqlbind
 
 import (
+	"bytes"
 	"database/sql"
 	"math"
 	"strconv"
@@ -131,8 +132,12 @@ func push(c *luabind.Call, v any) {
 	}
 }
 
-// fetch(cursor) -> the next row's values (nil for NULL), or nothing at the
-// end, which closes the cursor.
+// fetch(cursor [, t, mode]) -> the next row's values (nil for NULL), or
+// nothing at the end, which closes the cursor. Given a table t, the row
+// goes into t instead, as LuaSQL's C fetch does (raw sets): by column
+// number if mode holds "n", by column name if it holds "a"; the result is
+// then true, and the number of columns as well when a numbered value is
+// NULL (the caller stores luasql.null there, which Go cannot give).
 func (b *binding) fetch(c *luabind.Call) (int, error) {
 	cur, h, err := handle[*cursor](b, c, "cursor")
 	if err != nil {
@@ -145,10 +150,33 @@ func (b *binding) fetch(c *luabind.Call) (int, error) {
 	row := cur.rows[cur.pos]
 	cur.rows[cur.pos] = nil
 	cur.pos++
-	for _, v := range row {
-		push(c, v)
+	if c.ArgType(2) != luabind.TypeTable {
+		for _, v := range row {
+			push(c, v)
+		}
+		return len(row), nil
 	}
-	return len(row), nil
+	mode := c.ArgBytes(3)
+	nulls := false
+	if bytes.IndexByte(mode, 'n') >= 0 {
+		for i, v := range row {
+			push(c, v)
+			c.SetIndex(2, i+1)
+			nulls = nulls || v == nil
+		}
+	}
+	if bytes.IndexByte(mode, 'a') >= 0 {
+		for i, v := range row {
+			push(c, v)
+			c.SetField(2, cur.names[i])
+		}
+	}
+	c.PushBool(true)
+	if nulls {
+		c.PushNumber(float64(len(row)))
+		return 2, nil
+	}
+	return 1, nil
 }
 
 // colnames(cursor) -> {names}

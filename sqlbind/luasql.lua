@@ -3,11 +3,10 @@
 -- newproxy whose finalizer closes the handle when the object is collected.
 local G = __luasql
 __luasql = nil
-local newproxy, setmetatable, select, type, error, unpack, rawget =
-	newproxy, setmetatable, select, type, error, unpack, rawget
-local find = string.find
+local newproxy, setmetatable, select, type, error, unpack, rawget, rawset =
+	newproxy, setmetatable, select, type, error, unpack, rawget, rawset
 
-local H, P, NAMES, DRV = {}, {}, {}, {}
+local H, P, DRV = {}, {}, {}
 
 local null = setmetatable({}, {
 	__tostring = function() return "luasql.null" end,
@@ -112,33 +111,6 @@ local function direct(...)
 	return ...
 end
 
-local function fill(self, t, mode, ...)
-	local n = select("#", ...)
-	if n == 0 then return nil end
-	local numbered, named = mode == "n", mode == "a"
-	if not numbered and not named then
-		numbered, named = find(mode, "n", 1, true), find(mode, "a", 1, true)
-	end
-	if numbered then
-		for i = 1, n do
-			local v = select(i, ...)
-			if v == nil then v = null end
-			t[i] = v
-		end
-	end
-	if named then
-		local names = rawget(self, NAMES)
-		if not names then
-			names = G.colnames(rawget(self, H))
-			self[NAMES] = names
-		end
-		for i = 1, n do
-			t[names[i]] = (select(i, ...))
-		end
-	end
-	return t
-end
-
 function Cursor:fetch(t, mode)
 	local h = check(self, "cursor")
 	if t == nil then return direct(G.fetch(h)) end
@@ -150,7 +122,15 @@ function Cursor:fetch(t, mode)
 	elseif type(mode) ~= "string" then
 		error("bad argument #2 to 'fetch' (string expected, got " .. type(mode) .. ")", 2)
 	end
-	return fill(self, t, mode, G.fetch(h))
+	-- Go fills t; a numbered NULL comes back as nil, and n says to look.
+	local ok, n = G.fetch(h, t, mode)
+	if not ok then return nil end
+	if n then
+		for i = 1, n do
+			if rawget(t, i) == nil then rawset(t, i, null) end
+		end
+	end
+	return t
 end
 
 function Cursor:getcolnames() return G.colnames(check(self, "cursor")) end

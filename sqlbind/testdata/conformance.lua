@@ -46,6 +46,24 @@ eq(row[1], 1, "n id"); eq(row[2], luasql.null, "n NULL"); eq(#row, 2, "no hole")
 eq(cur:close(), true, "close cursor")
 eq(cur:close(), false, "close twice")
 
+-- a table reused for the next row: a NULL there replaces the previous
+-- row's value (nil by name, luasql.null by number); sets are raw, as in
+-- LuaSQL's C
+for _, mode in ipairs({ "a", "n", "an" }) do
+	cur = assert(con:execute("SELECT id, b FROM t WHERE id <= 2 ORDER BY id DESC"))
+	row = cur:fetch({}, mode)
+	if mode ~= "n" then eq(row.id, 2, mode .. " id"); eq(row.b, "y", mode .. " b") end
+	if mode ~= "a" then eq(row[1], 2, mode .. " [1]"); eq(row[2], "y", mode .. " [2]") end
+	row = cur:fetch(row, mode)
+	if mode ~= "n" then eq(row.id, 1, mode .. " id 2"); eq(row.b, nil, mode .. " NULL after a value") end
+	if mode ~= "a" then eq(row[1], 1, mode .. " [1] 2"); eq(row[2], luasql.null, mode .. " null after a value") end
+	eq(cur:fetch(row, mode), nil, mode .. " end")
+end
+cur = assert(con:execute("SELECT id FROM t WHERE id = 1"))
+row = cur:fetch(setmetatable({}, { __newindex = function() error("not raw") end }), "an")
+eq(row.id, 1, "raw a"); eq(row[1], 1, "raw n")
+eq(cur:fetch(row, "x"), nil, "end after other mode")
+
 -- placeholders, both ways typed, and luasql.null as an argument
 eq(con:execute("INSERT INTO t (id, n, f, s, b) VALUES (" .. ph(1) .. "," .. ph(2) .. "," .. ph(3) .. "," .. ph(4) .. "," .. ph(5) .. ")",
 	4, 42, 0.25, "a'b\"c\\d", luasql.null), 1, "insert with placeholders")
