@@ -6,8 +6,9 @@ TAGS     := $(if $(filter luajit,$(LUA)),-tags luajit,)
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -ldflags "-X github.com/magnet-fcgi/magnet/internal/version.Version=$(VERSION)"
 ADDR     ?= 127.0.0.1:8080
+PREFIX   ?= /usr/local
 
-.PHONY: all build deps deps-test run test test-go test-race test-luajit fuzz vet bench bench-db clean
+.PHONY: all build install deps deps-test run test test-go test-race test-luajit fuzz vet bench bench-db clean
 .PHONY: deps-cross cross test-arm64
 
 all: build
@@ -24,6 +25,13 @@ deps-cross:
 build: deps
 	$(GO) build $(TAGS) $(LDFLAGS) -o bin/magnet-worker ./cmd/magnet-worker
 	CGO_ENABLED=0 $(GO) build $(LDFLAGS) -o bin/magnetd ./cmd/magnetd
+
+# magnetd and magnet-worker into $(PREFIX)/bin, where the deploy/ files
+# look for them. Copied, not linked: a file the Go linker wrote may sit in
+# the page cache in 2 MiB pages, which every worker maps whole.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/magnetd bin/magnet-worker $(DESTDIR)$(PREFIX)/bin/
 
 # linux/arm64: magnetd without cgo, magnet-worker with Debian's cross gcc
 # and arm64 Lua (multiarch).

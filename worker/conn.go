@@ -196,6 +196,9 @@ func (s *Server) handle(c *conn) {
 		s.wbuf = make([]byte, 0, 16<<10) // do not keep a huge response's buffer
 	}
 	s.requests++
+	if s.requests == s.cfg.SettledAfter && s.cfg.Settled != nil {
+		s.cfg.Settled()
+	}
 	s.busy = s.cfg.BusyPoll > 0
 	c.served++
 	c.seq++

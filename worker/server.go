@@ -76,6 +76,13 @@ type Config struct {
 	// request has run longer, even inside C where Timeout cannot stop it:
 	// the self-watchdog of a worker that no master watches (watchdog.go).
 	RequestTimeout time.Duration
+	// Settled, when set, runs once on the loop's thread, after the
+	// SettledAfter-th request has been answered: the worker is past the
+	// requests that compiled its scripts and filled its caches.
+	// magnet-worker drops the pages only those touched from its resident
+	// set then.
+	Settled      func()
+	SettledAfter int
 	// MaxRSS, when set, stops the worker gracefully, as MaxRequests does,
 	// once its resident set is over this many bytes after requests.
 	MaxRSS uint64

@@ -402,3 +402,20 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// Settled runs once, after the SettledAfter-th request's answer was sent
+// and before the next request is read.
+func TestSettled(t *testing.T) {
+	calls := make(chan struct{}, 10)
+	sock, _ := startServer(t, Config{SettledAfter: 3, Settled: func() { calls <- struct{}{} }})
+	root, _ := filepath.Abs("../examples")
+	c := dial(t, sock)
+	for i := 1; i <= 6; i++ {
+		if status, body, _ := get(t, c, filepath.Join(root, "123.lua"), true); status != 200 || body != "123" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+		if i < 3 && len(calls) != 0 || i > 3 && len(calls) != 1 {
+			t.Fatalf("after request %d, Settled ran %d times", i, len(calls))
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/magnet-fcgi/magnet/internal/bytesize"
 	"github.com/magnet-fcgi/magnet/internal/handoff"
+	"github.com/magnet-fcgi/magnet/internal/memtrim"
 	"github.com/magnet-fcgi/magnet/internal/scoreboard"
 	"github.com/magnet-fcgi/magnet/internal/socket"
 	"github.com/magnet-fcgi/magnet/internal/status"
@@ -193,6 +194,7 @@ func run(ctx *cli.Context) error {
 	if cfg.Shared, err = sharedDicts(ctx.StringSlice("shared"), fd, log); err != nil {
 		return err
 	}
+	cfg.Settled, cfg.SettledAfter = func() { go trim(log, "first requests") }, settledAfter
 	srv, err := worker.New(cfg)
 	if err != nil {
 		return err
@@ -215,6 +217,12 @@ func run(ctx *cli.Context) error {
 		}
 	}()
 
+	// Start-up (every linked package's init, the state, --init) touched
+	// code and tables the worker never needs again, and so do its first
+	// requests (compiling scripts, first calls into the batteries): drop
+	// them from its resident set before serving, and once more when those
+	// are past, off the loop's thread.
+	trim(log, "start")
 	log.Info("serving", "listen", listenName(ctx.String("listen")))
 	start := time.Now()
 	if err := srv.Serve(); err != nil {
@@ -428,5 +436,19 @@ func specialPages(statusPath, pingPath string, slot *scoreboard.Slot) func(name,
 			return append([]byte("Content-Type: "+status.ContentType(format)+"\r\nCache-Control: no-cache\r\n\r\n"), body.Bytes()...)
 		}
 		return nil
+	}
+}
+
+// settledAfter is the request after which a worker's pages are trimmed a
+// second time.
+const settledAfter = 1000
+
+// trim drops the pages of the worker's read-only file mappings from its
+// resident set (internal/memtrim).
+func trim(log *slog.Logger, after string) {
+	if r, err := memtrim.Trim(); err != nil {
+		log.Warn("dropping unused pages", "after", after, "err", err)
+	} else {
+		log.Debug("dropped unused pages", "after", after, "mappings", r.Mappings, "bytes", r.Bytes)
 	}
 }

@@ -96,6 +96,7 @@ func TestImportRules(t *testing.T) {
 		"internal/version":    {},
 		"internal/bytesize":   {},
 		"internal/pollconn":   {},
+		"internal/memtrim":    {},
 	}
 	imports := projectImports(t)
 	for pkg, rule := range allowed {
