@@ -11,21 +11,53 @@ import (
 	"github.com/magnet-fcgi/magnet/luabind"
 )
 
-// cursor is a statement's whole result, in the values Lua gets: int64,
-// float64, string, bool or nil (NULL).
+// cursor is a statement's whole result, read when it ran, in the values
+// Lua gets: numbers, strings, booleans and nil (NULL), row after row. The
+// strings' bytes share one buffer. A finished cursor's storage serves the
+// next result (binding.spare), so a query allocates none of its own.
 type cursor struct {
 	names []string
 	types []string
-	rows  [][]any
-	pos   int
+	vals  []value // len(names) per row
+	buf   []byte  // the bytes of the string values
+	pos   int     // index in vals of the next row
+	cols  []column
+	dest  []any // &cols[i], for Rows.Scan
 }
+
+// value is one value of a result.
+type value struct {
+	typ      uint8   // luabind.TypeNil, TypeBoolean, TypeNumber or TypeString
+	num      float64 // a number, or a boolean (1 for true)
+	off, end int     // a string, in buf
+}
+
+// column scans one column's values into its cursor. As a sql.Scanner it
+// gets the driver's values as they are, without database/sql's copy of
+// their bytes.
+type column struct {
+	cur  *cursor
+	kind kind
+}
+
+// Scan appends src, converted for Lua, to the cursor's values.
+func (col *column) Scan(src any) error {
+	col.cur.add(src, col.kind)
+	return nil
+}
+
+// Cursors whose storage outgrew these are not kept for reuse.
+const (
+	maxSpareVals = 4096
+	maxSpareBuf  = 64 << 10
+)
 
 // Integers past 2^53 do not fit a Lua number exactly; they go to Lua as
 // strings.
 const maxExact = 1 << 53
 
 // readRows reads and closes rows; a result without columns is nil.
-func readRows(rows *sql.Rows) (*cursor, error) {
+func (b *binding) readRows(rows *sql.Rows) (*cursor, error) {
 	defer rows.Close()
 	cts, err := rows.ColumnTypes()
 	if err != nil {
@@ -34,29 +66,73 @@ func readRows(rows *sql.Rows) (*cursor, error) {
 	if len(cts) == 0 {
 		return nil, rows.Err()
 	}
-	cur := &cursor{names: make([]string, len(cts)), types: make([]string, len(cts))}
-	kinds := make([]kind, len(cts))
-	for i, ct := range cts {
-		cur.names[i] = ct.Name()
-		cur.types[i] = strings.ToLower(ct.DatabaseTypeName())
-		kinds[i] = kindOf(cur.types[i])
+	cur := b.spare
+	b.spare = nil
+	if cur == nil {
+		cur = &cursor{}
 	}
-	dest := make([]any, len(cts))
-	ptrs := make([]any, len(cts))
-	for i := range dest {
-		ptrs[i] = &dest[i]
+	cur.reset(len(cts))
+	for i, ct := range cts {
+		t := b.lower(ct.DatabaseTypeName())
+		cur.names = append(cur.names, ct.Name())
+		cur.types = append(cur.types, t)
+		cur.cols[i].kind = kindOf(t)
 	}
 	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
+		if err := rows.Scan(cur.dest...); err != nil {
 			return nil, err
 		}
-		row := make([]any, len(dest))
-		for i, v := range dest {
-			row[i] = luaValue(v, kinds[i])
-		}
-		cur.rows = append(cur.rows, row)
 	}
-	return cur, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return cur, nil
+}
+
+// reset empties cur for a result of n columns.
+func (cur *cursor) reset(n int) {
+	cur.names = cur.names[:0]
+	cur.types = cur.types[:0]
+	cur.vals = cur.vals[:0]
+	cur.buf = cur.buf[:0]
+	cur.pos = 0
+	if cap(cur.cols) < n {
+		cur.cols = make([]column, n)
+		cur.dest = make([]any, n)
+		for i := range cur.cols {
+			cur.dest[i] = &cur.cols[i]
+		}
+	}
+	cur.cols = cur.cols[:n]
+	cur.dest = cur.dest[:n]
+	for i := range cur.cols {
+		cur.cols[i].cur = cur
+	}
+}
+
+// recycle keeps a finished cursor's storage for the next result.
+func (b *binding) recycle(cur *cursor) {
+	if cap(cur.vals) > maxSpareVals || cap(cur.buf) > maxSpareBuf {
+		return
+	}
+	clear(cur.names[:cap(cur.names)])
+	clear(cur.types[:cap(cur.types)])
+	b.spare = cur
+}
+
+// lower is t in lower case, kept so that a type name is lowered once.
+func (b *binding) lower(t string) string {
+	if l, ok := b.types[t]; ok {
+		return l
+	}
+	l := strings.ToLower(t)
+	if len(b.types) < 256 {
+		if b.types == nil {
+			b.types = map[string]string{}
+		}
+		b.types[t] = l
+	}
+	return l
 }
 
 type kind uint8
@@ -85,50 +161,72 @@ func kindOf(t string) kind {
 	return kindOther
 }
 
-func luaValue(v any, k kind) any {
-	switch v := v.(type) {
-	case nil, bool, float64, string:
-		return v
+// add appends src, a driver's value of a column of kind k, as Lua gets it.
+func (cur *cursor) add(src any, k kind) {
+	switch v := src.(type) {
+	case bool:
+		n := 0.0
+		if v {
+			n = 1
+		}
+		cur.vals = append(cur.vals, value{typ: luabind.TypeBoolean, num: n})
+	case float64:
+		cur.num(v)
+	case float32:
+		cur.num(float64(v))
 	case int64:
 		if v > maxExact || v < -maxExact {
-			return strconv.FormatInt(v, 10)
+			cur.str(strconv.AppendInt(cur.buf, v, 10))
+			return
 		}
-		return v
-	case float32:
-		return float64(v)
+		cur.num(float64(v))
+	case string:
+		cur.str(append(cur.buf, v...))
 	case []byte:
 		switch k {
 		case kindInt:
 			if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n <= maxExact && n >= -maxExact {
-				return n
+				cur.num(float64(n))
+				return
 			}
 		case kindFloat:
 			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
-				return f
+				cur.num(f)
+				return
 			}
 		}
-		return string(v)
+		cur.str(append(cur.buf, v...))
 	case time.Time:
 		if k == kindDate {
-			return v.Format(time.DateOnly)
+			cur.str(v.AppendFormat(cur.buf, time.DateOnly))
+			return
 		}
-		return v.Format("2006-01-02 15:04:05.999999")
+		cur.str(v.AppendFormat(cur.buf, "2006-01-02 15:04:05.999999"))
+	default: // NULL, or a type Lua has no value for
+		cur.vals = append(cur.vals, value{typ: luabind.TypeNil})
 	}
-	return nil
 }
 
-func push(c *luabind.Call, v any) {
-	switch v := v.(type) {
-	case nil:
+func (cur *cursor) num(f float64) {
+	cur.vals = append(cur.vals, value{typ: luabind.TypeNumber, num: f})
+}
+
+// str adds the string that buf, cur.buf with the string appended, ends in.
+func (cur *cursor) str(buf []byte) {
+	cur.vals = append(cur.vals, value{typ: luabind.TypeString, off: len(cur.buf), end: len(buf)})
+	cur.buf = buf
+}
+
+func (cur *cursor) push(c *luabind.Call, v *value) {
+	switch v.typ {
+	case luabind.TypeNil:
 		c.PushNil()
-	case bool:
-		c.PushBool(v)
-	case int64:
-		c.PushNumber(float64(v))
-	case float64:
-		c.PushNumber(v)
-	case string:
-		c.PushString(v)
+	case luabind.TypeBoolean:
+		c.PushBool(v.num != 0)
+	case luabind.TypeNumber:
+		c.PushNumber(v.num)
+	case luabind.TypeString:
+		c.PushBytes(cur.buf[v.off:v.end])
 	}
 }
 
@@ -143,37 +241,38 @@ func (b *binding) fetch(c *luabind.Call) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if cur.pos >= len(cur.rows) {
+	n := len(cur.names)
+	if cur.pos >= len(cur.vals) {
 		delete(b.objs, h)
+		b.recycle(cur)
 		return 0, nil
 	}
-	row := cur.rows[cur.pos]
-	cur.rows[cur.pos] = nil
-	cur.pos++
+	row := cur.vals[cur.pos : cur.pos+n]
+	cur.pos += n
 	if c.ArgType(2) != luabind.TypeTable {
-		for _, v := range row {
-			push(c, v)
+		for i := range row {
+			cur.push(c, &row[i])
 		}
-		return len(row), nil
+		return n, nil
 	}
 	mode := c.ArgBytes(3)
 	nulls := false
 	if bytes.IndexByte(mode, 'n') >= 0 {
-		for i, v := range row {
-			push(c, v)
+		for i := range row {
+			cur.push(c, &row[i])
 			c.SetIndex(2, i+1)
-			nulls = nulls || v == nil
+			nulls = nulls || row[i].typ == luabind.TypeNil
 		}
 	}
 	if bytes.IndexByte(mode, 'a') >= 0 {
-		for i, v := range row {
-			push(c, v)
+		for i := range row {
+			cur.push(c, &row[i])
 			c.SetField(2, cur.names[i])
 		}
 	}
 	c.PushBool(true)
 	if nulls {
-		c.PushNumber(float64(len(row)))
+		c.PushNumber(float64(n))
 		return 2, nil
 	}
 	return 1, nil
@@ -213,17 +312,16 @@ func (b *binding) numrows(c *luabind.Call) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	c.PushNumber(float64(len(cur.rows)))
+	c.PushNumber(float64(len(cur.vals) / len(cur.names)))
 	return 1, nil
 }
 
 // readArgs reads the placeholder values from argument i on: nil, booleans,
-// numbers (integers as int64) and strings.
-func readArgs(c *luabind.Call, i int) ([]any, error) {
-	if c.Top() < i {
-		return nil, nil
-	}
-	args := make([]any, 0, c.Top()-i+1)
+// numbers (integers as int64) and strings. The slice is the binding's,
+// valid until the next call.
+func (b *binding) readArgs(c *luabind.Call, i int) ([]any, error) {
+	clear(b.args)
+	args := b.args[:0]
 	for ; i <= c.Top(); i++ {
 		switch c.ArgType(i) {
 		case luabind.TypeNil:
@@ -242,6 +340,9 @@ func readArgs(c *luabind.Call, i int) ([]any, error) {
 		default:
 			return nil, c.ArgError(i, "nil, boolean, number, string or luasql.null expected, got "+c.TypeName(i))
 		}
+	}
+	if cap(args) <= 64 {
+		b.args = args
 	}
 	return args, nil
 }

@@ -61,6 +61,9 @@ type binding struct {
 	next     int
 	confined bool     // --sandbox
 	dirs     []string // --open-basedir, resolved
+	spare    *cursor  // a finished cursor, for the next result's storage
+	types    map[string]string
+	args     []any // the placeholder values of the running call
 }
 
 // conn is a connection object: a pool of one database connection, and
@@ -197,7 +200,7 @@ func (b *binding) execute(c *luabind.Call) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	args, err := readArgs(c, 3)
+	args, err := b.readArgs(c, 3)
 	if err != nil {
 		return 0, err
 	}
@@ -228,7 +231,7 @@ func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query boo
 		if err != nil {
 			return c.Fail(b.queryErr(cn, err))
 		}
-		cur, err := readRows(rows)
+		cur, err := b.readRows(rows)
 		if err != nil {
 			return c.Fail(b.queryErr(cn, err))
 		}
@@ -298,7 +301,7 @@ func (b *binding) run(c *luabind.Call) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	args, err := readArgs(c, 2)
+	args, err := b.readArgs(c, 2)
 	if err != nil {
 		return 0, err
 	}
@@ -382,6 +385,8 @@ func (b *binding) close(c *luabind.Call) (int, error) {
 	case *stmt:
 		o.s.Close()
 		delete(o.c.stmts, h)
+	case *cursor:
+		b.recycle(o)
 	}
 	c.PushBool(true)
 	return 1, nil

@@ -64,6 +64,22 @@ row = cur:fetch(setmetatable({}, { __newindex = function() error("not raw") end 
 eq(row.id, 1, "raw a"); eq(row[1], 1, "raw n")
 eq(cur:fetch(row, "x"), nil, "end after other mode")
 
+-- cursors open together: a closed one's storage serves the next result,
+-- the others keep theirs
+local c1 = assert(con:execute("SELECT id, s FROM t WHERE id <= 2 ORDER BY id"))
+local c2 = assert(con:execute("SELECT s, id FROM t WHERE id <= 2 ORDER BY id DESC"))
+eq(c1:fetch({}, "a").s, "one", "c1 row")
+eq(c1:close(), true, "c1 close")
+local c3 = assert(con:execute("SELECT s FROM t WHERE id = 3"))
+eq(select(2, c2:fetch()), 2, "c2 row 1")
+eq(c3:fetch(), "it's", "c3 row")
+eq(c3:fetch(), nil, "c3 end")
+local c4 = assert(con:execute("SELECT n FROM t WHERE id = 2"))
+eq(c2:fetch(), "one", "c2 row 2")
+eq(c4:fetch(), -3, "c4 row")
+fails(function() c1:fetch() end, "cursor is closed", "recycled cursor")
+fails(function() c3:fetch() end, "cursor is closed", "finished cursor")
+
 -- placeholders, both ways typed, and luasql.null as an argument
 eq(con:execute("INSERT INTO t (id, n, f, s, b) VALUES (" .. ph(1) .. "," .. ph(2) .. "," .. ph(3) .. "," .. ph(4) .. "," .. ph(5) .. ")",
 	4, 42, 0.25, "a'b\"c\\d", luasql.null), 1, "insert with placeholders")
