@@ -233,10 +233,30 @@ func (cur *cursor) push(c *luabind.Call, v *value) {
 // fetch(cursor [, t, mode]) -> the next row's values (nil for NULL), or
 // nothing at the end, which closes the cursor. Given a table t, the row
 // goes into t instead, as LuaSQL's C fetch does (raw sets): by column
-// number if mode holds "n", by column name if it holds "a"; the result is
-// then true, and the number of columns as well when a numbered value is
-// NULL (the caller stores luasql.null there, which Go cannot give).
+// number if mode (default "n") holds "n", by column name if it holds "a";
+// the result is then true, and the number of columns as well when a
+// numbered value is NULL (the caller stores luasql.null there, which Go
+// cannot give). A t that is not a table, or a mode not a string, gives
+// false and the position of the bad argument of cur:fetch, and no row.
 func (b *binding) fetch(c *luabind.Call) (int, error) {
+	into := c.Top() >= 2
+	mode := []byte("n")
+	if into {
+		bad := 0
+		switch {
+		case c.ArgType(2) != luabind.TypeTable:
+			bad = 1
+		case c.ArgType(3) == luabind.TypeString:
+			mode = c.ArgBytes(3)
+		case !c.IsNoneOrNil(3):
+			bad = 2
+		}
+		if bad != 0 {
+			c.PushBool(false)
+			c.PushNumber(float64(bad))
+			return 2, nil
+		}
+	}
 	cur, h, err := handle[*cursor](b, c, "cursor")
 	if err != nil {
 		return 0, err
@@ -249,13 +269,12 @@ func (b *binding) fetch(c *luabind.Call) (int, error) {
 	}
 	row := cur.vals[cur.pos : cur.pos+n]
 	cur.pos += n
-	if c.ArgType(2) != luabind.TypeTable {
+	if !into {
 		for i := range row {
 			cur.push(c, &row[i])
 		}
 		return n, nil
 	}
-	mode := c.ArgBytes(3)
 	nulls := false
 	if bytes.IndexByte(mode, 'n') >= 0 {
 		for i := range row {
