@@ -14,22 +14,53 @@ import (
 // whole Lua side of a small script. Polling for a bounded time after each
 // answer keeps the CPU awake and finds the request without a wake-up.
 // Each poll is followed by sched_yield, so that a process waiting for the
-// same CPU (another worker, the web server) can run; still, the scheduler
-// gives a polling worker its share of a CPU it shares with a busy one,
-// which is why polling is off by default. A worker polls only after it
-// answered something, so an idle worker sleeps.
+// same CPU (another worker, the web server) can run. A worker polls only
+// after it answered something, so an idle worker sleeps.
+//
+// Polling pays only while requests follow each other closely, so it backs
+// off: a poll that finds nothing (a miss) skips the polls of the next
+// answers, twice as many after each further miss, up to maxPollSkip; a
+// poll that finds a request ends the back-off. At a rate too low to hit,
+// a worker polls once in maxPollSkip answers, which costs it next to
+// nothing; a hot connection is polled after every answer.
+
+// maxPollSkip is the longest back-off, in answers not followed by a poll.
+const maxPollSkip = 256
+
+// pollBegin says whether to poll after this answer.
+func (s *Server) pollBegin() bool {
+	if !s.busy {
+		return false
+	}
+	s.busy = false
+	if s.pollSkip > 0 {
+		s.pollSkip--
+		return false
+	}
+	return true
+}
+
+// pollEnd records a poll's outcome for the back-off.
+func (s *Server) pollEnd(hit bool) {
+	if hit {
+		s.pollBackoff = 0
+		return
+	}
+	s.pollBackoff = min(max(2*s.pollBackoff, 1), maxPollSkip)
+	s.pollSkip = s.pollBackoff
+}
 
 // busyRead polls c for its next request; EAGAIN means nothing came within
 // Config.BusyPoll (or busy polling is off).
 func (s *Server) busyRead(c *conn) (int, unix.Errno) {
-	if !s.busy {
+	if !s.pollBegin() {
 		return 0, unix.EAGAIN
 	}
-	s.busy = false
 	end := time.Now().Add(s.cfg.BusyPoll)
 	for {
 		n, errno := rawRead(c.fd, c.pc.ReadBuffer())
 		if errno != unix.EAGAIN || s.stopping.Load() || time.Now().After(end) {
+			s.pollEnd(errno != unix.EAGAIN)
 			return n, errno
 		}
 		yield()
@@ -42,14 +73,14 @@ func (s *Server) busyRead(c *conn) (int, unix.Errno) {
 // far off, and when workers share a CPU its polling takes the time of a
 // busier one, which shows in the pool's tail latency (BENCHMARKS.md).
 func (s *Server) busyWait() (int, unix.Errno) {
-	if !s.busy || s.nconns > 1 {
+	if s.nconns > 1 || !s.pollBegin() {
 		return 0, 0
 	}
-	s.busy = false
 	end := time.Now().Add(s.cfg.BusyPoll)
 	for {
 		n, errno := epollPoll(s.epfd, s.events)
 		if n != 0 || (errno != 0 && errno != unix.EINTR) || s.stopping.Load() || time.Now().After(end) {
+			s.pollEnd(n != 0)
 			return n, errno
 		}
 		yield()

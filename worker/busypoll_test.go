@@ -73,3 +73,46 @@ func TestBusyPoll(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// The back-off: misses lengthen the run of answers without a poll, up to
+// maxPollSkip; a hit ends it.
+func TestPollBackoff(t *testing.T) {
+	var s Server
+	polls := func(answers int) (n int) {
+		for i := 0; i < answers; i++ {
+			s.busy = true
+			if s.pollBegin() {
+				n++
+				s.pollEnd(false)
+			}
+		}
+		return n
+	}
+	// 1 + 2 + 4 + ... + 256 answers skipped after the first 9 misses.
+	if n := polls(9 + 511); n != 9 {
+		t.Errorf("%d polls in the first 520 answers without a hit, want 9", n)
+	}
+	if n := polls(10 * (maxPollSkip + 1)); n != 10 {
+		t.Errorf("%d polls in %d answers at the longest back-off, want 10", n, 10*(maxPollSkip+1))
+	}
+	for s.pollSkip > 0 {
+		s.busy = true
+		s.pollBegin()
+	}
+	s.busy = true
+	if !s.pollBegin() {
+		t.Fatal("no poll after the back-off")
+	}
+	s.pollEnd(true)
+	for i := 0; i < 100; i++ {
+		s.busy = true
+		if !s.pollBegin() {
+			t.Fatalf("answer %d after a hit not polled", i)
+		}
+		s.pollEnd(true)
+	}
+	s.busy = false
+	if s.pollBegin() {
+		t.Error("polled without an answer")
+	}
+}

@@ -138,17 +138,19 @@ type Server struct {
 	st    *luabind.State
 	cache *scripts.Cache
 
-	epfd, evfd int
-	listenFD   int
-	listening  bool
-	filter     *clientFilter // AllowedClients, nil when not checked
-	conns      []*conn       // by fd
-	nconns     int
-	last       *conn // the connection served last
-	streak     int   // requests served in sole-connection mode in a row
-	busy       bool  // a request was answered since the last busy poll
-	free       []*conn
-	events     []unix.EpollEvent
+	epfd, evfd  int
+	listenFD    int
+	listening   bool
+	filter      *clientFilter // AllowedClients, nil when not checked
+	conns       []*conn       // by fd
+	nconns      int
+	last        *conn // the connection served last
+	streak      int   // requests served in sole-connection mode in a row
+	busy        bool  // a request was answered since the last busy poll
+	pollSkip    int   // answers left before the next busy poll (busypoll.go)
+	pollBackoff int   // the back-off's current length, in answers
+	free        []*conn
+	events      []unix.EpollEvent
 
 	requests int
 	stopping atomic.Bool

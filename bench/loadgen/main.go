@@ -43,6 +43,7 @@ func main() {
 	flag.StringVar(&cfg.query, "query", "", "QUERY_STRING sent with each request")
 	flag.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "`duration` of unmeasured load before the measurement")
 	flag.StringVar(&cfg.expect, "expect", "123", "expected response body (after the CGI headers)")
+	flag.DurationVar(&cfg.think, "think", 0, "pause this long after each answer before a connection's next request: a client slower than the server")
 	flag.BoolVar(&cfg.raw, "raw", false, "use blocking system calls on raw sockets, one OS thread per connection, instead of Go's network poller")
 	flag.Parse()
 	if cfg.addr == "" || cfg.script == "" || cfg.conns < 1 || flag.NArg() != 0 {

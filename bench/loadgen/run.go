@@ -26,6 +26,7 @@ type config struct {
 	total            int64
 	script, expect   string
 	query            string
+	think            time.Duration // pause after each answer, per connection
 }
 
 // result is the JSON line loadgen prints.
@@ -251,6 +252,9 @@ func (c *client) loop() {
 		c.hist.Record(t1.Sub(t0))
 		if s.cfg.total > 0 && s.done.Add(1) >= s.cfg.total {
 			s.stop(t1)
+		}
+		if s.cfg.think > 0 {
+			time.Sleep(s.cfg.think)
 		}
 	}
 }
