@@ -397,12 +397,16 @@ func isQuery(q string) bool {
 	if end < 0 {
 		end = len(s)
 	}
-	switch strings.ToLower(s[:end]) {
-	case "select", "with", "show", "describe", "desc", "explain", "pragma", "values", "table", "call":
-		return true
+	for _, k := range queryWords {
+		if strings.EqualFold(s[:end], k) {
+			return true
+		}
 	}
 	return containsWord(q, "returning")
 }
+
+// queryWords are the first keywords of statements that return rows.
+var queryWords = [...]string{"select", "with", "show", "describe", "desc", "explain", "pragma", "values", "table", "call"}
 
 func containsWord(s, w string) bool {
 	ls := strings.ToLower(s)

@@ -106,8 +106,17 @@ function Statement:close() return G.close(check(self, "statement")) end
 
 -- Cursors
 
-local function direct(...)
-	if select("#", ...) == 0 then return nil end
+-- release spares the finalizer of a cursor that ended its call to Go.
+local function release(self)
+	local p = rawget(self, P)
+	if p then handleOf[p] = nil end
+end
+
+local function direct(self, ...)
+	if select("#", ...) == 0 then
+		release(self)
+		return nil
+	end
 	return ...
 end
 
@@ -115,7 +124,7 @@ end
 -- wrong, so that a row costs no type() calls.
 function Cursor:fetch(t, mode)
 	local h = type(self) == "table" and rawget(self, H) or check(self, "cursor")
-	if t == nil then return direct(G.fetch(h)) end
+	if t == nil then return direct(self, G.fetch(h)) end
 	-- Go fills t; a numbered NULL comes back as nil, and n says to look.
 	local ok, n = G.fetch(h, t, mode)
 	if ok then
@@ -131,12 +140,17 @@ function Cursor:fetch(t, mode)
 		if n == 2 then want, got = "string", mode end
 		error("bad argument #" .. n .. " to 'fetch' (" .. want .. " expected, got " .. type(got) .. ")", 2)
 	end
+	release(self)
 	return nil
 end
 
 function Cursor:getcolnames() return G.colnames(check(self, "cursor")) end
 function Cursor:getcoltypes() return G.coltypes(check(self, "cursor")) end
-function Cursor:close() return G.close(check(self, "cursor")) end
+function Cursor:close()
+	local h = check(self, "cursor")
+	release(self)
+	return G.close(h)
+end
 
 -- MySQL's and PostgreSQL's cursors have numrows, SQLite's does not.
 for k, v in pairs(Cursor) do CursorN[k] = v end
