@@ -39,7 +39,16 @@ func Trim() (Result, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if v, ok := parseHeader(line); ok {
+		if len(line) == 0 {
+			continue
+		}
+		// A mapping's fields are "Name:" lines, its header starts with
+		// its (lower-case hex) address: only headers are split.
+		if c := line[0]; c < 'A' || c > 'Z' {
+			v, ok := parseHeader(line)
+			if !ok {
+				continue
+			}
 			vmas = append(vmas, v)
 			cur = &vmas[len(vmas)-1]
 			continue
@@ -104,10 +113,13 @@ func parseHeader(line []byte) (vma, bool) {
 
 // kB reads the number of a "Name:   123 kB" line.
 func kB(line []byte) int64 {
-	f := bytes.Fields(line)
-	if len(f) < 2 {
-		return 0
+	var n int64
+	i := bytes.IndexByte(line, ':') + 1
+	for i < len(line) && line[i] == ' ' {
+		i++
 	}
-	n, _ := strconv.ParseInt(string(f[1]), 10, 64)
+	for ; i < len(line) && line[i] >= '0' && line[i] <= '9'; i++ {
+		n = n*10 + int64(line[i]-'0')
+	}
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"unsafe"
 
@@ -123,5 +124,26 @@ func TestParseHeader(t *testing.T) {
 		if ok != c.ok || ok && (v.file != c.file || v.writable != c.w || v.start != c.start || v.end != c.end) {
 			t.Errorf("parseHeader(%q) = %+v, %v", c.line, v, ok)
 		}
+	}
+}
+
+func TestKB(t *testing.T) {
+	for line, want := range map[string]int64{"Rss:                 892 kB": 892, "Anonymous:             0 kB": 0, "Locked: 12 kB": 12, "Bad:": 0} {
+		if got := kB([]byte(line)); got != want {
+			t.Errorf("kB(%q) = %d, want %d", line, got, want)
+		}
+	}
+}
+
+// Trim reads smaps without making much garbage: it runs in every worker.
+func TestTrimAllocs(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := Trim(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 256<<10 {
+		t.Errorf("Trim allocated %d bytes", n)
 	}
 }
