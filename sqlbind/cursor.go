@@ -3,6 +3,7 @@ package sqlbind
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -25,12 +26,15 @@ type cursor struct {
 	dest  []any // &cols[i], for Rows.Scan
 }
 
-// value is one value of a result.
+// value is one value of a result, in 16 bytes.
 type value struct {
-	typ      uint8   // luabind.TypeNil, TypeBoolean, TypeNumber or TypeString
-	num      float64 // a number, or a boolean (1 for true)
-	off, end int     // a string, in buf
+	typ uint8  // luabind.TypeNil, TypeBoolean, TypeNumber or TypeString
+	n   uint32 // a string's length
+	x   uint64 // a number's bits, a boolean (1 for true), a string's offset in buf
 }
+
+// errTooLong is a value that one value cannot hold.
+var errTooLong = errors.New("a value longer than 4 GiB")
 
 // column scans one column's values into its cursor. As a sql.Scanner it
 // gets the driver's values as they are, without database/sql's copy of
@@ -41,14 +45,11 @@ type column struct {
 }
 
 // Scan appends src, converted for Lua, to the cursor's values.
-func (col *column) Scan(src any) error {
-	col.cur.add(src, col.kind)
-	return nil
-}
+func (col *column) Scan(src any) error { return col.cur.add(src, col.kind) }
 
 // Cursors whose storage outgrew these are not kept for reuse.
 const (
-	maxSpareVals = 4096
+	maxSpareVals = 2048
 	maxSpareBuf  = 64 << 10
 )
 
@@ -162,59 +163,63 @@ func kindOf(t string) kind {
 }
 
 // add appends src, a driver's value of a column of kind k, as Lua gets it.
-func (cur *cursor) add(src any, k kind) {
+func (cur *cursor) add(src any, k kind) error {
 	switch v := src.(type) {
 	case bool:
-		n := 0.0
+		x := uint64(0)
 		if v {
-			n = 1
+			x = 1
 		}
-		cur.vals = append(cur.vals, value{typ: luabind.TypeBoolean, num: n})
+		cur.vals = append(cur.vals, value{typ: luabind.TypeBoolean, x: x})
 	case float64:
 		cur.num(v)
 	case float32:
 		cur.num(float64(v))
 	case int64:
 		if v > maxExact || v < -maxExact {
-			cur.str(strconv.AppendInt(cur.buf, v, 10))
-			return
+			return cur.str(strconv.AppendInt(cur.buf, v, 10))
 		}
 		cur.num(float64(v))
 	case string:
-		cur.str(append(cur.buf, v...))
+		return cur.str(append(cur.buf, v...))
 	case []byte:
 		switch k {
 		case kindInt:
 			if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n <= maxExact && n >= -maxExact {
 				cur.num(float64(n))
-				return
+				return nil
 			}
 		case kindFloat:
 			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
 				cur.num(f)
-				return
+				return nil
 			}
 		}
-		cur.str(append(cur.buf, v...))
+		return cur.str(append(cur.buf, v...))
 	case time.Time:
 		if k == kindDate {
-			cur.str(v.AppendFormat(cur.buf, time.DateOnly))
-			return
+			return cur.str(v.AppendFormat(cur.buf, time.DateOnly))
 		}
-		cur.str(v.AppendFormat(cur.buf, "2006-01-02 15:04:05.999999"))
+		return cur.str(v.AppendFormat(cur.buf, "2006-01-02 15:04:05.999999"))
 	default: // NULL, or a type Lua has no value for
 		cur.vals = append(cur.vals, value{typ: luabind.TypeNil})
 	}
+	return nil
 }
 
 func (cur *cursor) num(f float64) {
-	cur.vals = append(cur.vals, value{typ: luabind.TypeNumber, num: f})
+	cur.vals = append(cur.vals, value{typ: luabind.TypeNumber, x: math.Float64bits(f)})
 }
 
 // str adds the string that buf, cur.buf with the string appended, ends in.
-func (cur *cursor) str(buf []byte) {
-	cur.vals = append(cur.vals, value{typ: luabind.TypeString, off: len(cur.buf), end: len(buf)})
+func (cur *cursor) str(buf []byte) error {
+	n := len(buf) - len(cur.buf)
+	if n > math.MaxUint32 {
+		return errTooLong
+	}
+	cur.vals = append(cur.vals, value{typ: luabind.TypeString, n: uint32(n), x: uint64(len(cur.buf))})
 	cur.buf = buf
+	return nil
 }
 
 func (cur *cursor) push(c *luabind.Call, v *value) {
@@ -222,11 +227,11 @@ func (cur *cursor) push(c *luabind.Call, v *value) {
 	case luabind.TypeNil:
 		c.PushNil()
 	case luabind.TypeBoolean:
-		c.PushBool(v.num != 0)
+		c.PushBool(v.x != 0)
 	case luabind.TypeNumber:
-		c.PushNumber(v.num)
+		c.PushNumber(math.Float64frombits(v.x))
 	case luabind.TypeString:
-		c.PushBytes(cur.buf[v.off:v.end])
+		c.PushBytes(cur.buf[v.x : v.x+uint64(v.n)])
 	}
 }
 
