@@ -2,6 +2,7 @@ package sqlbind
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,11 +30,24 @@ print(cur:fetch())
 cur:close()
 `
 
-func reconnect(t *testing.T, srv server, setup string) {
+// reconnect: a statement while the server is down fails, the next one
+// after it is back reconnects. With between, a restart between two
+// statements costs the second no error either (pgx checks a connection
+// only after a second idle, so PostgreSQL's may fail once).
+func reconnect(t *testing.T, srv server, setup string, between bool) {
 	st := newState(t)
 	run(t, st, "/setup.lua", setup)
 	if out := run(t, st, "/keep.lua", keep); out != "42" {
 		t.Fatalf("before the restart: %q", out)
+	}
+	if between {
+		srv.Stop()
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if out := run(t, st, "/keep.lua", keep); out != "42" {
+			t.Fatalf("after a restart between statements: %q", out)
+		}
 	}
 	srv.Stop()
 	if out := run(t, st, "/keep.lua", keep); !strings.HasPrefix(out, "error: LuaSQL: error executing query.") {
@@ -65,12 +79,24 @@ func reconnect(t *testing.T, srv server, setup string) {
 
 func TestMariaDBReconnect(t *testing.T) {
 	m := needMariaDB(t)
-	reconnect(t, m, `_G.DRIVER = "mysql"; _G.ARGS = {`+mariaArgs(m, m.Database)+`}`)
+	reconnect(t, m, `_G.DRIVER = "mysql"; _G.ARGS = {`+mariaArgs(m, m.Database)+`}`, true)
+}
+
+// TestMariaDBReconnectTCP: over TCP a write to a closed connection may
+// pass, so there the driver's liveness check before each statement is
+// what reconnects (over the unix socket the failed write does).
+func TestMariaDBReconnectTCP(t *testing.T) {
+	port := testutil.FreePort(t)
+	m, err := testutil.StartMariaDBIn(nil, "127.0.0.1", port)
+	needServer(t, err, "MariaDB", "mariadb-server")
+	defer m.Close()
+	reconnect(t, m, `_G.DRIVER = "mysql"; _G.ARGS = {`+luaQuote(m.Database)+`, `+luaQuote(m.User)+`, `+
+		luaQuote(m.Password)+`, "127.0.0.1", `+strconv.Itoa(port)+`}`, true)
 }
 
 func TestPostgresReconnect(t *testing.T) {
 	p := needPostgres(t)
-	reconnect(t, p, `_G.DRIVER = "postgres"; _G.ARGS = {`+pgArgs(p, p.Database)+`}`)
+	reconnect(t, p, `_G.DRIVER = "postgres"; _G.ARGS = {`+pgArgs(p, p.Database)+`}`, false)
 }
 
 // stopped: a query against a server that stops answering (SIGSTOP) ends
