@@ -18,16 +18,23 @@ type server interface {
 	Pid() int
 }
 
-// keep is a script that keeps its connection in _G, as lua-magnet scripts
-// do, and selects through it.
+// keep is a script that keeps its connection and a prepared statement in
+// _G, as lua-magnet scripts do, and selects through both (the statement
+// first: after a restart it is what reconnects).
 const keep = `
 if not _G.KEEP then
 	_G.KEEP = assert(luasql[DRIVER]():connect(unpack(ARGS)))
+	_G.STMT = assert(KEEP:prepare("SELECT 40 + 2"))
 end
-local cur, err = KEEP:execute("SELECT 41 + 1")
+local cur, err = STMT:execute()
 if not cur then print("error: " .. err) return end
-print(cur:fetch())
+local v = cur:fetch()
 cur:close()
+cur, err = KEEP:execute("SELECT 41 + 1")
+if not cur then print("error: " .. err) return end
+if cur:fetch() ~= v then print("another value") return end
+cur:close()
+print(v)
 `
 
 // reconnect: a statement while the server is down fails, the next one
