@@ -22,6 +22,7 @@ type cursor struct {
 	vals  []value // len(names) per row
 	buf   []byte  // the bytes of the string values
 	pos   int     // index in vals of the next row
+	held  int     // the bytes counted in binding.held
 	cols  []column
 	dest  []any // &cols[i], for Rows.Scan
 }
@@ -57,8 +58,26 @@ const (
 // strings.
 const maxExact = 1 << 53
 
-// readRows reads and closes rows; a result without columns is nil.
-func (b *binding) readRows(rows *sql.Rows) (*cursor, error) {
+// errTooBig is a result that would take more memory than the script has
+// left: a cursor's result lives in Go, outside the Lua heap, and counts
+// against --memory-limit with the results of the other open cursors.
+var errTooBig = errors.New("the result is larger than the memory the script has left under --memory-limit; fetch fewer rows (LIMIT) or close other cursors")
+
+// room is how many bytes a new result may take (negative: no limit).
+func (b *binding) room(c *luabind.Call) int {
+	left, ok := c.MemoryLeft()
+	if !ok {
+		return -1
+	}
+	return max(int(min(left, math.MaxInt32))-b.held, 0)
+}
+
+// size is the memory cur's result takes, as counted against the limit.
+func (cur *cursor) size() int { return len(cur.vals)*16 + len(cur.buf) }
+
+// readRows reads and closes rows, stopping with errTooBig once the result
+// passes room bytes (negative: no limit); a result without columns is nil.
+func (b *binding) readRows(rows *sql.Rows, room int) (*cursor, error) {
 	defer rows.Close()
 	cts, err := rows.ColumnTypes()
 	if err != nil {
@@ -83,10 +102,15 @@ func (b *binding) readRows(rows *sql.Rows) (*cursor, error) {
 		if err := rows.Scan(cur.dest...); err != nil {
 			return nil, err
 		}
+		if room >= 0 && cur.size() > room {
+			return nil, errTooBig
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	cur.held = cur.size()
+	b.held += cur.held
 	return cur, nil
 }
 
@@ -113,6 +137,8 @@ func (cur *cursor) reset(n int) {
 
 // recycle keeps a finished cursor's storage for the next result.
 func (b *binding) recycle(cur *cursor) {
+	b.held -= cur.held
+	cur.held = 0
 	if cap(cur.vals) > maxSpareVals || cap(cur.buf) > maxSpareBuf {
 		return
 	}

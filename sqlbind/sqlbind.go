@@ -64,6 +64,7 @@ type binding struct {
 	spare    *cursor  // a finished cursor, for the next result's storage
 	types    map[string]string
 	args     []any // the placeholder values of the running call
+	held     int   // the bytes of the open cursors' results
 }
 
 // conn is a connection object: a pool of one database connection, and
@@ -231,7 +232,7 @@ func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query boo
 		if err != nil {
 			return c.Fail(b.queryErr(cn, err))
 		}
-		cur, err := b.readRows(rows)
+		cur, err := b.readRows(rows, b.room(c))
 		if err != nil {
 			return c.Fail(b.queryErr(cn, err))
 		}
