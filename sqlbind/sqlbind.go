@@ -220,19 +220,13 @@ func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query boo
 		s = cn.tx.StmtContext(x, s)
 	}
 	if query {
-		var rows *sql.Rows
-		switch {
-		case s != nil:
-			rows, err = s.QueryContext(x, args...)
-		case cn.tx != nil:
-			rows, err = cn.tx.QueryContext(x, q, args...)
-		default:
-			rows, err = cn.db.QueryContext(x, q, args...)
+		cur, err := b.query(c, cn, s, q, args)
+		if err != nil && cn.tx == nil && safeToRetry(err) {
+			// The connection was found dead before the statement
+			// reached the server (pgx reports it only once the result
+			// is read); database/sql replaces it for the second try.
+			cur, err = b.query(c, cn, s, q, args)
 		}
-		if err != nil {
-			return c.Fail(b.queryErr(cn, err))
-		}
-		cur, err := b.readRows(rows, b.room(c))
 		if err != nil {
 			return c.Fail(b.queryErr(cn, err))
 		}
@@ -262,6 +256,34 @@ func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query boo
 	}
 	c.PushNumber(float64(n))
 	return 1, nil
+}
+
+// query runs a statement that returns rows and reads its result.
+func (b *binding) query(c *luabind.Call, cn *conn, s *sql.Stmt, q string, args []any) (*cursor, error) {
+	var (
+		rows *sql.Rows
+		err  error
+		x    = context.Background()
+	)
+	switch {
+	case s != nil:
+		rows, err = s.QueryContext(x, args...)
+	case cn.tx != nil:
+		rows, err = cn.tx.QueryContext(x, q, args...)
+	default:
+		rows, err = cn.db.QueryContext(x, q, args...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.readRows(rows, b.room(c))
+}
+
+// safeToRetry reports an error that a driver marks as raised before the
+// statement was sent (pgconn's SafeToRetry).
+func safeToRetry(err error) bool {
+	var r interface{ SafeToRetry() bool }
+	return errors.As(err, &r) && r.SafeToRetry()
 }
 
 func (b *binding) queryErr(cn *conn, err error) error {
