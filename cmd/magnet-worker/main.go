@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -446,7 +447,9 @@ const settledAfter = 1000
 // trim drops the pages of the worker's read-only file mappings from its
 // resident set (internal/memtrim).
 func trim(log *slog.Logger, after string) {
-	if r, err := memtrim.Trim(); err != nil {
+	if r, err := memtrim.Trim(); errors.Is(err, fs.ErrNotExist) {
+		log.Debug("not dropping unused pages: no /proc (a chroot?)", "err", err)
+	} else if err != nil {
 		log.Warn("dropping unused pages", "after", after, "err", err)
 	} else {
 		log.Debug("dropped unused pages", "after", after, "mappings", r.Mappings, "bytes", r.Bytes)
