@@ -14,8 +14,11 @@ import (
 // whole Lua side of a small script. Polling for a bounded time after each
 // answer keeps the CPU awake and finds the request without a wake-up.
 // Each poll is followed by sched_yield, so that a process waiting for the
-// same CPU (another worker, the web server) can run. A worker polls only
-// after it answered something, so an idle worker sleeps.
+// same CPU (another worker, the web server) can run; still, a yielded
+// poller waits behind the time slices of busy processes on its CPU, where
+// a sleeping worker would be woken at once, which is why polling is off
+// by default. A worker polls only after it answered something, so an idle
+// worker sleeps.
 //
 // Polling pays only while requests follow each other closely, so it backs
 // off: a poll that finds nothing (a miss) skips the polls of the next
