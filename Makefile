@@ -22,8 +22,12 @@ deps-test:
 deps-cross:
 	@.ci/deps cross
 
+# The worker is linked beside its place and copied there: a file the Go
+# linker wrote may sit in the page cache in 2 MiB pages, which every
+# worker would map whole (see install).
 build: deps
-	$(GO) build $(TAGS) $(LDFLAGS) -o bin/magnet-worker ./cmd/magnet-worker
+	$(GO) build $(TAGS) $(LDFLAGS) -o bin/magnet-worker.linked ./cmd/magnet-worker
+	install -m 0755 bin/magnet-worker.linked bin/magnet-worker && rm -f bin/magnet-worker.linked
 	CGO_ENABLED=0 $(GO) build $(LDFLAGS) -o bin/magnetd ./cmd/magnetd
 
 # magnetd and magnet-worker into $(PREFIX)/bin, where the deploy/ files
