@@ -131,7 +131,9 @@ type statCount struct {
 	n, calls atomic.Int32
 }
 
-func (r *statCount) StatChecked(n int) { r.n.Store(int32(n)); r.calls.Add(1) }
+// StatChecked counts the call before it stores n: a test that sees n
+// then sees the call counted too.
+func (r *statCount) StatChecked(n int) { r.calls.Add(1); r.n.Store(int32(n)) }
 
 // TestStatCheckedReported: with watching off every cached script is
 // checked by stat, and the reporter hears of each new one after its
