@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,18 +59,49 @@ func TestSharedAcrossWorkers(t *testing.T) {
 		pid, result, _ = strings.Cut(body, " ")
 		return pid, result
 	}
-	// get from every worker until each answered with the value
+	// get from every worker until each answered with the value. Four
+	// clients at once: one at a time, each connection would wake the
+	// same idle worker (EPOLLEXCLUSIVE wakes the first one waiting), and a
+	// worker started later might never be asked; a worker busy with one
+	// client's request leaves the next connection to another.
 	seenBy := func(k, want string, workers int) {
 		t.Helper()
-		pids := map[string]bool{}
-		if !poll(60*time.Second, func() bool {
-			pid, got := call("op=get&k=" + k)
-			if got != want {
-				t.Fatalf("worker %s: %s = %q, want %q", pid, k, got, want)
-			}
-			pids[pid] = true
-			return len(pids) >= workers
-		}) {
+		var (
+			mu   sync.Mutex
+			pids = map[string]bool{}
+			bad  string
+			wg   sync.WaitGroup
+		)
+		end := time.Now().Add(60 * time.Second)
+		finished := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return bad != "" || len(pids) >= workers || time.Now().After(end)
+		}
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !finished() {
+					body, err := request("unix", sock, script, "op=get&k="+k)
+					if err != nil {
+						continue
+					}
+					pid, got, _ := strings.Cut(body, " ")
+					mu.Lock()
+					if got != want && bad == "" {
+						bad = fmt.Sprintf("worker %s: %s = %q, want %q", pid, k, got, want)
+					}
+					pids[pid] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if bad != "" {
+			t.Fatal(bad)
+		}
+		if len(pids) < workers {
 			t.Fatalf("only workers %v answered", pids)
 		}
 	}
