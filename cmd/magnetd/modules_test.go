@@ -40,21 +40,12 @@ func TestModuleReloadAllWorkers(t *testing.T) {
 	// until both workers answered want; any other version is a failure
 	both := func(want string) {
 		t.Helper()
-		seen := map[string]bool{}
-		if !poll(60*time.Second, func() bool {
-			body, err := request("unix", sock, script, "")
-			if err != nil {
-				return false
-			}
-			pid, v, _ := strings.Cut(body, " ")
+		askAll(t, sock, script, "", 2, func(pid, v string) string {
 			if v != want {
-				t.Fatalf("worker %s answered %q, want %q", pid, v, want)
+				return fmt.Sprintf("worker %s answered %q, want %q", pid, v, want)
 			}
-			seen[pid] = true
-			return len(seen) == 2
-		}) {
-			t.Fatalf("%s: only workers %v answered", want, seen)
-		}
+			return ""
+		})
 	}
 	both("v1")
 	// written in place, then replaced by a rename

@@ -59,51 +59,15 @@ func TestSharedAcrossWorkers(t *testing.T) {
 		pid, result, _ = strings.Cut(body, " ")
 		return pid, result
 	}
-	// get from every worker until each answered with the value. Four
-	// clients at once: one at a time, each connection would wake the
-	// same idle worker (EPOLLEXCLUSIVE wakes the first one waiting), and a
-	// worker started later might never be asked; a worker busy with one
-	// client's request leaves the next connection to another.
+	// get from every worker until each answered with the value
 	seenBy := func(k, want string, workers int) {
 		t.Helper()
-		var (
-			mu   sync.Mutex
-			pids = map[string]bool{}
-			bad  string
-			wg   sync.WaitGroup
-		)
-		end := time.Now().Add(60 * time.Second)
-		finished := func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return bad != "" || len(pids) >= workers || time.Now().After(end)
-		}
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for !finished() {
-					body, err := request("unix", sock, script, "op=get&k="+k)
-					if err != nil {
-						continue
-					}
-					pid, got, _ := strings.Cut(body, " ")
-					mu.Lock()
-					if got != want && bad == "" {
-						bad = fmt.Sprintf("worker %s: %s = %q, want %q", pid, k, got, want)
-					}
-					pids[pid] = true
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		if bad != "" {
-			t.Fatal(bad)
-		}
-		if len(pids) < workers {
-			t.Fatalf("only workers %v answered", pids)
-		}
+		askAll(t, sock, script, "op=get&k="+k, workers, func(pid, got string) string {
+			if got != want {
+				return fmt.Sprintf("worker %s: %s = %q, want %q", pid, k, got, want)
+			}
+			return ""
+		})
 	}
 
 	setter, r := call("op=set&k=greeting&v=hello")
@@ -173,5 +137,55 @@ func TestSharedBadFlag(t *testing.T) {
 		if code == 0 || !strings.Contains(out, "--shared") {
 			t.Errorf("--shared %s: exit %d, %q", arg, code, out)
 		}
+	}
+}
+
+// askAll sends the request for script with query until workers distinct
+// workers answered ("<pid> <result>"), and fails the test on an answer
+// check finds wrong (its message) or after 60 s. It asks from four clients
+// at once: one at a time, each new connection would wake the same idle
+// worker (EPOLLEXCLUSIVE wakes the first one waiting), and a worker
+// started later might never be asked; a worker busy with one client's
+// request leaves the next connection to another.
+func askAll(t *testing.T, sock, script, query string, workers int, check func(pid, result string) string) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		pids = map[string]bool{}
+		bad  string
+		wg   sync.WaitGroup
+	)
+	end := time.Now().Add(60 * time.Second)
+	finished := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return bad != "" || len(pids) >= workers || time.Now().After(end)
+	}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !finished() {
+				body, err := request("unix", sock, script, query)
+				if err != nil {
+					continue
+				}
+				pid, result, _ := strings.Cut(body, " ")
+				msg := check(pid, result)
+				mu.Lock()
+				if msg != "" && bad == "" {
+					bad = msg
+				}
+				pids[pid] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if bad != "" {
+		t.Fatal(bad)
+	}
+	if len(pids) < workers {
+		t.Fatalf("%s: only workers %v answered", query, pids)
 	}
 }
