@@ -68,6 +68,9 @@ int mg_request_body(lua_State *L);
  * per-request fields. */
 int mg_getenv(lua_State *L);
 int mg_magnet_index(lua_State *L);
+int mg_request_index(lua_State *L);
+int mg_urldecode(lua_State *L);
+int mg_parse_query(lua_State *L);
 int mg_magnet_newindex(lua_State *L);
 
 /* headers.c: the CGI header block of a structured response. */

@@ -42,6 +42,8 @@ typedef struct mg_state {
 	int tostring_ref;   /* the original tostring */
 	int header_ref;     /* magnet.header of this request, or LUA_NOREF */
 	int request_ref;    /* magnet.request of this request, or LUA_NOREF */
+	int request_mt_ref; /* magnet.request's metatable (request.c) */
+	int body_fn_ref;    /* magnet.request.body, shared by every request */
 	int status;         /* magnet.status, 0 when unset */
 	int structured;     /* the script used magnet.header/magnet.status */
 	int body_eof;       /* the request body has been read to its end */

@@ -1,15 +1,10 @@
 package luabind
 
 // prelude is Lua code run once per state: helpers that are simplest in Lua
-// and the lazy fields of magnet.request (get, post, cookies, headers).
+// and the lazy fields of magnet.request that are not params (get, post,
+// files, cookies, headers).
 const prelude = `
 local magnet, string, tonumber, rawset, type, pairs = magnet, string, tonumber, rawset, type, pairs
-
-local function unescape(s)
-	s = string.gsub(s, "+", " ")
-	return (string.gsub(s, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-magnet.urldecode = unescape
 
 function magnet.urlencode(s)
 	return (string.gsub(s, "[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end))
@@ -20,16 +15,6 @@ local function add(t, k, v)
 	if old == nil then t[k] = v
 	elseif type(old) == "table" then old[#old + 1] = v
 	else t[k] = {old, v} end
-end
-
-function magnet.parse_query(q)
-	local t = {}
-	if not q then return t end
-	for pair in string.gmatch(q, "[^&;]+") do
-		local k, v = string.match(pair, "^([^=]*)=?(.*)$")
-		add(t, unescape(k), unescape(v))
-	end
-	return t
 end
 
 function magnet.parse_cookies(s)
@@ -96,13 +81,13 @@ local lazy = {
 	end,
 }
 
-debug.getregistry()["magnet.request_mt"] = {
-	__index = function(r, k)
-		local f = lazy[k]
-		if not f then return nil end
-		local v = f(r)
-		rawset(r, k, v)
-		return v
-	end,
-}
+-- magnet.request's fields that are not params (request.c makes those):
+-- made on first use and kept in the table.
+debug.getregistry()["magnet.request_lazy"] = function(r, k)
+	local f = lazy[k]
+	if not f then return nil end
+	local v = f(r)
+	rawset(r, k, v)
+	return v
+end
 `

@@ -128,6 +128,8 @@ static int setup(lua_State *L) {
 	 * replaced, and the metatable cannot be changed */
 	lua_createtable(L, 0, 8);
 	set_closure(L, S, lua_gettop(L), "flush", mg_magnet_flush);
+	set_closure(L, S, lua_gettop(L), "urldecode", mg_urldecode);
+	set_closure(L, S, lua_gettop(L), "parse_query", mg_parse_query);
 	lua_newtable(L);
 	S->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_createtable(L, 0, 3);
@@ -139,6 +141,15 @@ static int setup(lua_State *L) {
 	lua_pushvalue(L, -1);
 	S->magnet_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_setglobal(L, "magnet");
+
+	/* magnet.request: a table per request whose fields are made on first
+	 * use (request.c), and its body function, shared */
+	lua_createtable(L, 0, 1);
+	set_closure(L, S, lua_gettop(L), "__index", mg_request_index);
+	S->request_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushlightuserdata(L, S);
+	lua_pushcclosure(L, mg_request_body, 1);
+	S->body_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
 }
 
