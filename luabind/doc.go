@@ -10,7 +10,9 @@
 // errors.c (message handler, error text), gofunc.c (the trampoline to Go
 // functions), setup.c (set-up, the sandbox, making the magnet table),
 // modules.c (package.path, and the file each module came from, for
-// reloading) and run.c (load, unload, the run, the time limit hook). The
+// reloading), run.c (load, unload, the run, the time limit hook) and
+// numfmt.c (PUC Lua's number-to-string conversion: the executable's
+// __sprintf_chk, which liblua calls, writes integers itself). The
 // multipart form behind magnet.request.post and .files is parsed in Go
 // (multipart.go), a Go function that reads the body itself.
 //
