@@ -214,28 +214,44 @@ static void find_table(lua_State *L, const char *path) {
 typedef struct register_args {
 	mg_state *S;
 	const char *table, *name;
-	int id;
+	int id;              /* a Go function's, or -1 for cfn */
+	lua_CFunction cfn;
 } register_args;
 
 static int register_protected(lua_State *L) {
 	register_args *a = lua_touserdata(L, 1);
 	find_table(L, a->table);
 	lua_pushstring(L, a->name);
-	lua_pushlightuserdata(L, a->S);
-	lua_pushinteger(L, a->id);
-	lua_pushcclosure(L, mg_gofunc, 2);
+	if (a->id < 0) {
+		lua_pushcfunction(L, a->cfn);
+	} else {
+		lua_pushlightuserdata(L, a->S);
+		lua_pushinteger(L, a->id);
+		lua_pushcclosure(L, mg_gofunc, 2);
+	}
 	lua_rawset(L, -3);
 	return 0;
+}
+
+static int register_fn(register_args *a) {
+	int rc = lua_cpcall(a->S->L, register_protected, a);
+	if (rc != 0) {
+		mg_capture_error(a->S->L, a->S);
+		lua_pop(a->S->L, 1);
+	}
+	return rc;
 }
 
 /* mg_register_go sets table.name (table a dotted global path, made when
  * missing) to a trampoline to Go function id. Returns a lua_cpcall code. */
 int mg_register_go(mg_state *S, const char *table, const char *name, int id) {
-	register_args a = {S, table, name, id};
-	int rc = lua_cpcall(S->L, register_protected, &a);
-	if (rc != 0) {
-		mg_capture_error(S->L, S);
-		lua_pop(S->L, 1);
-	}
-	return rc;
+	register_args a = {S, table, name, id, NULL};
+	return register_fn(&a);
+}
+
+/* mg_register_rows sets table.name to mg_rows_fetch (rows.c), as
+ * mg_register_go does for Go functions. */
+int mg_register_rows(mg_state *S, const char *table, const char *name) {
+	register_args a = {S, table, name, -1, mg_rows_fetch};
+	return register_fn(&a);
 }

@@ -66,6 +66,20 @@ func (st *State) Register(table, name string, fn Func) {
 	}
 }
 
+// RegisterRowFetch sets table.name to rows.c's fetch: LuaSQL's
+// cur:fetch over a result that a binding handed to Lua whole (rows.c
+// describes the cursor table), so that a row costs no call into Go.
+func (st *State) RegisterRowFetch(table, name string) {
+	ct := C.CString(table)
+	cn := C.CString(name)
+	rc := C.mg_register_rows(st.s, ct, cn)
+	C.free(unsafe.Pointer(ct))
+	C.free(unsafe.Pointer(cn))
+	if rc != 0 {
+		panic(fmt.Sprintf("luabind: registering %s.%s: %s", table, name, st.errText()))
+	}
+}
+
 //export magnetCallGo
 func magnetCallGo(h C.uintptr_t, L *C.lua_State, id C.int, nargs C.int, args *C.mg_arg, nread C.int, out *C.mg_buf) (ret C.int) {
 	// A Call handed to a Func escapes, and Go functions on a hot path

@@ -71,6 +71,7 @@ int mg_magnet_index(lua_State *L);
 int mg_request_index(lua_State *L);
 int mg_urldecode(lua_State *L);
 int mg_parse_query(lua_State *L);
+int mg_rows_fetch(lua_State *L);
 int mg_magnet_newindex(lua_State *L);
 
 /* headers.c: the CGI header block of a structured response. */

@@ -90,6 +90,7 @@ void mg_unload(mg_state *S, const char *name, int fn_ref, int entry_ref);
 int mg_run(mg_state *S, int fn_ref, int entry_ref, const char *params, const uint32_t *index, int nparams);
 int mg_dostring(mg_state *S, const char *src, size_t len, const char *name);
 int mg_register_go(mg_state *S, const char *table, const char *name, int id);
+int mg_register_rows(mg_state *S, const char *table, const char *name);
 int mg_memory(mg_state *S);
 void mg_set_timeout(mg_state *S, int64_t ns);
 void mg_set_memory_limit(mg_state *S, size_t bytes);

@@ -114,6 +114,47 @@ func (b *binding) readRows(rows *sql.Rows, room int) (*cursor, error) {
 	return cur, nil
 }
 
+// A result of at most wholeVals values and wholeBytes bytes of strings
+// goes to Lua whole, where rows.c (luabind) fetches its rows without a
+// call into Go; a larger one stays here and is fetched row by row, so
+// that it never sits in Lua's heap twice over.
+var (
+	wholeVals  = 1024 // a variable for the tests, which turn it off
+	wholeBytes = 32 << 10
+)
+
+// small reports whether cur's result goes to Lua whole, given room bytes
+// left to the script (negative: no limit): Lua's copy takes more than
+// cur.size, so it needs room for three times that.
+func (cur *cursor) small(room int) bool {
+	return len(cur.vals) <= wholeVals && len(cur.buf) <= wholeBytes && (room < 0 || 3*cur.size() <= room)
+}
+
+// pushWhole pushes cur's result as the cursor table that rows.c reads:
+// values, names, columns, position, count; luasql.lua adds luasql.null
+// at 6, and the types go at 7 for getcoltypes.
+func (cur *cursor) pushWhole(c *luabind.Call) {
+	c.NewTable(7, 0)
+	c.NewTable(len(cur.vals), 0)
+	for i := range cur.vals {
+		if cur.vals[i].typ != luabind.TypeNil {
+			cur.push(c, &cur.vals[i])
+			c.SetIndex(-2, i+1)
+		}
+	}
+	c.SetIndex(-2, 1)
+	pushList(c, cur.names)
+	c.SetIndex(-2, 2)
+	c.PushNumber(float64(len(cur.names)))
+	c.SetIndex(-2, 3)
+	c.PushNumber(0)
+	c.SetIndex(-2, 4)
+	c.PushNumber(float64(len(cur.vals)))
+	c.SetIndex(-2, 5)
+	pushList(c, cur.types)
+	c.SetIndex(-2, 7)
+}
+
 // reset empties cur for a result of n columns.
 func (cur *cursor) reset(n int) {
 	cur.names = cur.names[:0]

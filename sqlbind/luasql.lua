@@ -71,8 +71,17 @@ end
 local Cursor, CursorN, Statement, Conn, Env = {}, {}, {}, {}, {}
 local protected = "LuaSQL: you're not allowed to get this metatable"
 
-local function result(meta, a, b)
-	if b == true then return new(meta, a) end
+local cursorMeta, wholeMeta -- by driver: below
+
+-- result makes the cursor of a result: a handle to one held in Go, or a
+-- small result given whole (the table that luabind's rows.c fetches
+-- from, which is the cursor itself).
+local function result(drv, a, b)
+	if b == true then return new(cursorMeta[drv], a) end
+	if type(a) == "table" then
+		a[6] = null
+		return setmetatable(a, wholeMeta[drv])
+	end
 	return a, b
 end
 
@@ -156,10 +165,45 @@ end
 for k, v in pairs(Cursor) do CursorN[k] = v end
 function CursorN:numrows() return G.numrows(check(self, "cursor")) end
 
-local cursorMeta = {
+-- A cursor given whole: fetch is rows.c's; the table holds the values
+-- at 1 (nil once closed), the names at 2, the number of columns at 3, the
+-- number of values at 5 and the types at 7.
+local Whole, WholeN = { fetch = G.rows }, {}
+
+local function whole(self)
+	if type(self) ~= "table" or type(rawget(self, 3)) ~= "number" then
+		error("bad argument #1 (LuaSQL: cursor expected, got " .. type(self) .. ")", 3)
+	end
+	if rawget(self, 1) == nil then error("LuaSQL: cursor is closed", 0) end
+	return self
+end
+
+local function copy(l)
+	local t = {}
+	for i = 1, #l do t[i] = l[i] end
+	return t
+end
+
+function Whole:getcolnames() return copy(rawget(whole(self), 2)) end
+function Whole:getcoltypes() return copy(rawget(whole(self), 7)) end
+function Whole:close()
+	if type(self) ~= "table" or type(rawget(self, 3)) ~= "number" then whole(self) end
+	local open = rawget(self, 1) ~= nil
+	rawset(self, 1, nil)
+	return open
+end
+for k, v in pairs(Whole) do WholeN[k] = v end
+function WholeN:numrows() return rawget(whole(self), 5) / rawget(self, 3) end
+
+cursorMeta = {
 	mysql = { __index = CursorN, __metatable = protected },
 	postgres = { __index = CursorN, __metatable = protected },
 	sqlite3 = { __index = Cursor, __metatable = protected },
+}
+wholeMeta = {
+	mysql = { __index = WholeN, __metatable = protected },
+	postgres = { __index = WholeN, __metatable = protected },
+	sqlite3 = { __index = Whole, __metatable = protected },
 }
 
 -- Environments
@@ -175,7 +219,7 @@ function Env:connect(...)
 	local h, err = G.connect(e.driver, ...)
 	if not h then return nil, err end
 	local o = new(connMeta, h)
-	o[DRV] = cursorMeta[e.driver]
+	o[DRV] = e.driver
 	return o
 end
 

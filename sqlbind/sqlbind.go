@@ -47,6 +47,7 @@ func Register(st *luabind.State, sb *luabind.Sandbox) error {
 	st.Register(t, "colnames", b.colnames)
 	st.Register(t, "coltypes", b.coltypes)
 	st.Register(t, "numrows", b.numrows)
+	st.RegisterRowFetch(t, "rows")
 	if err := st.DoString(luasqlSrc, "=luasql"); err != nil {
 		return fmt.Errorf("luasql: %w", err)
 	}
@@ -232,6 +233,15 @@ func (b *binding) do(c *luabind.Call, cn *conn, s *sql.Stmt, q string, query boo
 		}
 		if cur == nil { // a statement without columns
 			c.PushNumber(0)
+			return 1, nil
+		}
+		room := b.room(c) // less cur's own storage, which goes back now
+		if room >= 0 {
+			room += cur.held
+		}
+		if cur.small(room) {
+			cur.pushWhole(c)
+			b.recycle(cur)
 			return 1, nil
 		}
 		c.PushNumber(float64(b.add(cur)))

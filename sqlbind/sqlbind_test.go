@@ -1,6 +1,7 @@
 package sqlbind
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,8 +52,17 @@ func conformance(t *testing.T, st *luabind.State, setup string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := run(t, st, "/conformance.lua", setup+"\n"+string(src)); !strings.HasSuffix(out, "ok") {
-		t.Fatalf("conformance: %q", out)
+	// once with small results given to Lua whole (rows.c fetches them),
+	// once with every result held in Go
+	defer func(v int) { wholeVals = v }(wholeVals)
+	for _, whole := range []bool{true, false} {
+		if !whole {
+			wholeVals = -1
+		}
+		mode := fmt.Sprintf("\nT.whole = %v\n", whole)
+		if out := run(t, st, "/conformance.lua", setup+mode+string(src)); !strings.HasSuffix(out, "ok") {
+			t.Fatalf("conformance (whole %v): %q", whole, out)
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ assert(string.find(err, "LuaSQL: error executing query.", 1, true), err)
 
 -- cursors: both fetch modes, types, NULLs, column names
 local cur = assert(con:execute("SELECT id, n, f, s, b FROM t ORDER BY id"))
+if T.whole ~= nil then eq(rawget(cur, 3) ~= nil, T.whole, "result given whole") end
 local names = cur:getcolnames()
 eq(table.concat(names, ","), "id,n,f,s,b", "colnames")
 eq(#cur:getcoltypes(), 5, "coltypes")
