@@ -229,6 +229,21 @@ func rawPoll(fd *unix.PollFd, d time.Duration) (int, error) {
 	return int(n), nil
 }
 
+// rawIO reads or writes the non-blocking socket fd without telling the
+// scheduler (RawSyscall): the call returns at once, and the runtime's
+// entry and exit of a system call cost more than a small query's read.
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
+	var b unsafe.Pointer
+	if len(p) > 0 {
+		b = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(b), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
 func (c *pollConn) Read(p []byte) (int, error) {
 	if c.closed {
 		return 0, c.opErr("read", net.ErrClosed)
@@ -245,7 +260,7 @@ func (c *pollConn) Read(p []byte) (int, error) {
 		}
 	}
 	for {
-		n, err := unix.Read(c.fd, p)
+		n, err := rawIO(unix.SYS_READ, c.fd, p)
 		switch {
 		case err == nil && n == 0:
 			return 0, io.EOF
@@ -270,7 +285,7 @@ func (c *pollConn) Write(p []byte) (int, error) {
 	c.wrote = true
 	done := 0
 	for done < len(p) {
-		n, err := unix.Write(c.fd, p[done:])
+		n, err := rawIO(unix.SYS_WRITE, c.fd, p[done:])
 		switch {
 		case err == nil:
 			done += n
