@@ -74,13 +74,18 @@ static int fail(lua_State *L, mg_state *S, int box, const char *msg) {
  * busy until the next run, and calls meanwhile take boxes). */
 static int replay(lua_State *L, mg_state *S, int base, int box, mg_buf *b, int ret) {
 	reader r = {b->p, b->p + b->len};
+	int left = 0; /* ops that the last stack check made room for */
 	while (r.p < r.end) {
 		char op = *r.p++;
 		const char *s;
 		size_t n;
 		int32_t t, i;
-		/* at most two slots per op (FIELD pushes its key) */
-		if (!lua_checkstack(L, 2)) return fail(L, S, box, "stack overflow (too many results from a Go function)");
+		/* at most two slots per op (FIELD pushes its key): room for
+		 * eight ops at a time */
+		if (--left < 0) {
+			if (!lua_checkstack(L, 16)) return fail(L, S, box, "stack overflow (too many results from a Go function)");
+			left = 7;
+		}
 		switch (op) {
 		case MG_OP_NIL:
 			lua_pushnil(L);

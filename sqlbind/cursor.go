@@ -132,7 +132,8 @@ func (cur *cursor) small(room int) bool {
 
 // pushWhole pushes cur's result as the cursor table that rows.c reads:
 // values, names, columns, position, count; luasql.lua adds luasql.null
-// at 6, and the types go at 7 for getcoltypes.
+// at 6, and the types go at 7 for getcoltypes, in one string, each ended
+// by a zero byte (they are rarely asked for).
 func (cur *cursor) pushWhole(c *luabind.Call) {
 	c.NewTable(7, 0)
 	c.NewTable(len(cur.vals), 0)
@@ -151,7 +152,12 @@ func (cur *cursor) pushWhole(c *luabind.Call) {
 	c.SetIndex(-2, 4)
 	c.PushNumber(float64(len(cur.vals)))
 	c.SetIndex(-2, 5)
-	pushList(c, cur.types)
+	end := len(cur.buf) // the values are pushed: buf's tail is free
+	for _, t := range cur.types {
+		cur.buf = append(append(cur.buf, t...), 0)
+	}
+	c.PushBytes(cur.buf[end:])
+	cur.buf = cur.buf[:end]
 	c.SetIndex(-2, 7)
 }
 

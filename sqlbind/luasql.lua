@@ -49,6 +49,10 @@ end
 -- nonull turns luasql.null arguments into nil.
 local function nonull(n, ...)
 	if n == 0 then return end
+	if n == 1 then
+		if (...) == null then return nil end
+		return ...
+	end
 	if n > 8 then
 		local t = { ... }
 		for i = 1, n do
@@ -167,7 +171,7 @@ function CursorN:numrows() return G.numrows(check(self, "cursor")) end
 
 -- A cursor given whole: fetch is rows.c's; the table holds the values
 -- at 1 (nil once closed), the names at 2, the number of columns at 3, the
--- number of values at 5 and the types at 7.
+-- number of values at 5 and the types at 7, each ended by a "\0".
 local Whole, WholeN = { fetch = G.rows }, {}
 
 local function whole(self)
@@ -185,7 +189,11 @@ local function copy(l)
 end
 
 function Whole:getcolnames() return copy(rawget(whole(self), 2)) end
-function Whole:getcoltypes() return copy(rawget(whole(self), 7)) end
+function Whole:getcoltypes()
+	local t = {}
+	for ty in string.gmatch(rawget(whole(self), 7), "(%Z*)%z") do t[#t + 1] = ty end
+	return t
+end
 function Whole:close()
 	if type(self) ~= "table" or type(rawget(self, 3)) ~= "number" then whole(self) end
 	local open = rawget(self, 1) ~= nil
