@@ -115,7 +115,7 @@ func openPostgres(dl *pollconn.Deadline, source, user, password, host, port stri
 			f.Port = p
 		}
 	}
-	cfg.DialFunc = pollconn.Dialer(dl)
+	cfg.DialFunc = pollconn.CheckedDialer(dl)
 	return stdlib.OpenDB(*cfg), nil
 }
 

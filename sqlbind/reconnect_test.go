@@ -39,10 +39,9 @@ print(v)
 
 // reconnect: a statement while the server is down fails, the next one
 // after it is back reconnects. With between, a restart between two
-// statements costs the second no error either (over a unix socket pgx
-// finds the connection dead when its write fails, before anything was
-// sent, and sqlbind tries the statement once more; over TCP such a write
-// may pass, which pgx finds out only from the answer).
+// statements costs the second no error either (pgx finds the connection
+// dead when its write fails, before anything was sent, and sqlbind tries
+// the statement once more; over TCP pollconn's check makes the write fail).
 func reconnect(t *testing.T, srv server, setup string, between bool) {
 	st := newState(t)
 	run(t, st, "/setup.lua", setup)
@@ -106,6 +105,18 @@ func TestMariaDBReconnectTCP(t *testing.T) {
 func TestPostgresReconnect(t *testing.T) {
 	p := needPostgres(t)
 	reconnect(t, p, `_G.DRIVER = "postgres"; _G.ARGS = {`+pgArgs(p, p.Database)+`}`, true)
+}
+
+// TestPostgresReconnectTCP: over TCP a write to a connection the server
+// closed may pass, and pgx learns it only from the answer; the socket's
+// check before each statement (pollconn.CheckedDialer) is what makes a
+// restart between two statements cost the second no error.
+func TestPostgresReconnectTCP(t *testing.T) {
+	p, err := testutil.StartPostgresTCP(testutil.FreePort(t))
+	needServer(t, err, "PostgreSQL", "postgresql")
+	defer p.Close()
+	reconnect(t, p, `_G.DRIVER = "postgres"; _G.ARGS = {`+luaQuote(p.Database)+`, `+luaQuote(p.User)+`, `+
+		luaQuote(p.Password)+`, "127.0.0.1", `+strconv.Itoa(p.Port)+`}`, true)
 }
 
 // stopped: a query against a server that stops answering (SIGSTOP) ends

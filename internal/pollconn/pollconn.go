@@ -71,6 +71,7 @@ type pollConn struct {
 	dl           *Deadline
 	rd, wd       time.Time // set by the driver
 	wrote        bool      // the last call was a write: a read waits first
+	check        bool      // a write after a read first checks the peer is there (CheckedDialer)
 	closed       bool
 }
 
@@ -79,17 +80,32 @@ type pollConn struct {
 // first (dl nil: the driver's only); the connect also stops at the
 // context's deadline.
 func Dialer(dl *Deadline) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialer(dl, false)
+}
+
+// CheckedDialer is Dialer for a driver that learns only from the answer
+// that the server closed a connection (pgx): over TCP, a write to such a
+// connection can pass, and the statement then fails. The first write of
+// each statement on a TCP connection first looks, without waiting, for
+// the server's end of the stream (poll's POLLRDHUP), and fails with
+// nothing sent if it came; the driver then retries on a new connection.
+// Over a unix socket the write itself fails.
+func CheckedDialer(dl *Deadline) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialer(dl, true)
+}
+
+func dialer(dl *Deadline, check bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		end := dl.Get()
 		if t, ok := ctx.Deadline(); ok {
 			end = dl.until(t)
 		}
-		return dialPoll(ctx, dl, network, addr, end)
+		return dialPoll(ctx, dl, network, addr, end, check)
 	}
 }
 
 // dialPoll connects to addr ("unix", or "tcp" and its kin) by end.
-func dialPoll(ctx context.Context, dl *Deadline, network, addr string, end time.Time) (net.Conn, error) {
+func dialPoll(ctx context.Context, dl *Deadline, network, addr string, end time.Time, check bool) (net.Conn, error) {
 	opErr := func(err error) error { return &net.OpError{Op: "dial", Net: network, Addr: nil, Err: err} }
 	var (
 		sa     unix.Sockaddr
@@ -129,7 +145,7 @@ func dialPoll(ctx context.Context, dl *Deadline, network, addr string, end time.
 	if err != nil {
 		return nil, opErr(os.NewSyscallError("socket", err))
 	}
-	c := &pollConn{fd: fd, network: network, raddr: raddr, dl: dl}
+	c := &pollConn{fd: fd, network: network, raddr: raddr, dl: dl, check: check && domain != unix.AF_UNIX}
 	if domain != unix.AF_UNIX {
 		// As Go's dialer: no Nagle delay, and keep-alive probes that
 		// find a peer that went away.
@@ -282,6 +298,9 @@ func (c *pollConn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, c.opErr("write", net.ErrClosed)
 	}
+	if c.check && !c.wrote && c.peerClosed() {
+		return 0, c.opErr("write", os.NewSyscallError("write", unix.EPIPE))
+	}
 	c.wrote = true
 	done := 0
 	for done < len(p) {
@@ -299,6 +318,14 @@ func (c *pollConn) Write(p []byte) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// peerClosed reports that the peer ended its side of the stream, or
+// reset it, looking without waiting.
+func (c *pollConn) peerClosed() bool {
+	fd := unix.PollFd{Fd: int32(c.fd), Events: unix.POLLIN | unix.POLLRDHUP}
+	n, err := rawPoll(&fd, 0)
+	return err == nil && n > 0 && fd.Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 }
 
 func (c *pollConn) opErr(op string, err error) error {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestPollConn: a pollConn over TCP and unix sockets reads and writes,
@@ -85,5 +87,58 @@ func TestPollConnDialRefused(t *testing.T) {
 	_, err := Dialer(&dl)(context.Background(), "unix", filepath.Join(t.TempDir(), "none"))
 	if err == nil {
 		t.Fatal("dial to a missing socket succeeded")
+	}
+}
+
+// TestCheckedDialer: over TCP, the first write after the peer closed
+// fails with nothing sent; while the peer is there, writes pass, also
+// when it has sent something not read yet. A plain Dialer's write passes
+// (the kernel takes it), which is why pgx needs the check.
+func TestCheckedDialer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var dl Deadline
+	dl.Set(time.Now().Add(10 * time.Second))
+	for _, checked := range []bool{true, false} {
+		dial := Dialer(&dl)
+		if checked {
+			dial = CheckedDialer(&dl)
+		}
+		c, err := dial(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Write([]byte("notice")) // unread: the peer is still there
+		if _, err := c.Write([]byte("q1")); err != nil {
+			t.Fatalf("checked %v: write to a live peer: %v", checked, err)
+		}
+		buf := make([]byte, 6)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(p, buf[:2]); err != nil { // else the close is a reset
+			t.Fatal(err)
+		}
+		p.Close()
+		// wait for the peer's FIN to arrive
+		pfd := c.(*pollConn)
+		if err := pfd.wait(unix.POLLRDHUP, time.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Write([]byte("q2"))
+		if checked && (n != 0 || err == nil) {
+			t.Errorf("write after the peer closed: %d, %v; want 0 and an error", n, err)
+		}
+		if !checked && err != nil {
+			t.Errorf("unchecked write after the peer closed: %v (the kernel takes it)", err)
+		}
+		c.Close()
 	}
 }

@@ -16,7 +16,8 @@ import (
 )
 
 // Postgres is a PostgreSQL server of the tests' own: a cluster in a temp
-// dir listening on a unix socket in that dir only, with a database and a
+// dir listening on a unix socket in that dir (and on loopback TCP when
+// StartPostgresTCP made it), with a database and a
 // user (Database, User, Password) for the tests. As MariaDB, a package
 // starts one in its tests and closes it from TestMain.
 type Postgres struct {
@@ -32,7 +33,13 @@ type Postgres struct {
 // StartPostgres creates a cluster with initdb and starts postgres on it.
 // PostgreSQL refuses to run as root, so as root the cluster belongs to
 // Debian's postgres user and the server runs as that user.
-func StartPostgres() (*Postgres, error) {
+func StartPostgres() (*Postgres, error) { return startPostgres(0) }
+
+// StartPostgresTCP is StartPostgres with the server listening on
+// 127.0.0.1:port as well (Port is port, which also names the socket).
+func StartPostgresTCP(port int) (*Postgres, error) { return startPostgres(port) }
+
+func startPostgres(tcpPort int) (*Postgres, error) {
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
 		return nil, fmt.Errorf("%w: initdb (apt-get install postgresql)", ErrNoServer)
@@ -67,8 +74,12 @@ func StartPostgres() (*Postgres, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
+	listen := ""
+	if tcpPort > 0 {
+		p.Port, listen = tcpPort, "127.0.0.1"
+	}
 	p.args = []string{filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-p", strconv.Itoa(p.Port),
-		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "shared_buffers=16MB",
+		"-c", "listen_addresses=" + listen, "-c", "fsync=off", "-c", "shared_buffers=16MB",
 		"-c", "max_connections=100", "-c", "logging_collector=off"}
 	if err := p.Start(); err != nil {
 		p.Close()
