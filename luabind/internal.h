@@ -71,6 +71,7 @@ int mg_magnet_index(lua_State *L);
 int mg_request_index(lua_State *L);
 int mg_urldecode(lua_State *L);
 int mg_parse_query(lua_State *L);
+void mg_push_unescaped(lua_State *L, const char *s, size_t n, int plus);
 int mg_rows_fetch(lua_State *L);
 int mg_magnet_newindex(lua_State *L);
 

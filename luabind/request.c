@@ -121,10 +121,11 @@ static int hexdigit(unsigned char c) {
 	return -1;
 }
 
-/* push_urldecoded pushes s[0:n] with + as a space and %XX decoded; a %
- * not followed by two hex digits stays as it is. */
-static void push_urldecoded(lua_State *L, const char *s, size_t n) {
-	if (memchr(s, '+', n) == NULL && memchr(s, '%', n) == NULL) {
+/* mg_push_unescaped pushes s[0:n] with %XX decoded, and + as a space if
+ * plus is set (a form); a % not followed by two hex digits stays as it
+ * is. For magnet.urldecode, parse_query and unescape_uri (respond.c). */
+void mg_push_unescaped(lua_State *L, const char *s, size_t n, int plus) {
+	if ((!plus || memchr(s, '+', n) == NULL) && memchr(s, '%', n) == NULL) {
 		lua_pushlstring(L, s, n);
 		return;
 	}
@@ -132,7 +133,7 @@ static void push_urldecoded(lua_State *L, const char *s, size_t n) {
 	luaL_buffinit(L, &b);
 	for (size_t i = 0; i < n; i++) {
 		int hi, lo;
-		if (s[i] == '+') {
+		if (plus && s[i] == '+') {
 			luaL_addchar(&b, ' ');
 		} else if (s[i] == '%' && i + 2 < n && (hi = hexdigit((unsigned char)s[i + 1])) >= 0 &&
 			   (lo = hexdigit((unsigned char)s[i + 2])) >= 0) {
@@ -149,7 +150,7 @@ static void push_urldecoded(lua_State *L, const char *s, size_t n) {
 int mg_urldecode(lua_State *L) {
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
-	push_urldecoded(L, s, n);
+	mg_push_unescaped(L, s, n, 1);
 	return 1;
 }
 
@@ -190,8 +191,8 @@ int mg_parse_query(lua_State *L) {
 		if (j > i) {
 			const char *eq = memchr(q + i, '=', j - i);
 			size_t klen = eq ? (size_t)(eq - (q + i)) : j - i;
-			push_urldecoded(L, q + i, klen);
-			if (eq) push_urldecoded(L, eq + 1, (size_t)(q + j - eq - 1));
+			mg_push_unescaped(L, q + i, klen, 1);
+			if (eq) mg_push_unescaped(L, eq + 1, (size_t)(q + j - eq - 1), 1);
 			else lua_pushliteral(L, "");
 			add_pair(L, t);
 		}

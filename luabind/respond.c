@@ -186,31 +186,12 @@ static int mg_escape_uri(lua_State *L) {
 	return 1;
 }
 
-static int hexval(unsigned char c) {
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	return -1;
-}
-
 /* magnet.unescape_uri(s): decodes %XX; a % not followed by two hex
  * digits stays as it is, and + stays + (magnet.urldecode decodes forms). */
 static int mg_unescape_uri(lua_State *L) {
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
-	luaL_Buffer b;
-	luaL_buffinit(L, &b);
-	for (size_t i = 0; i < n; i++) {
-		int hi, lo;
-		if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
-			luaL_addchar(&b, (char)(hi << 4 | lo));
-			i += 2;
-		} else {
-			luaL_addchar(&b, s[i]);
-		}
-	}
-	luaL_pushresult(&b);
+	mg_push_unescaped(L, s, n, 0);
 	return 1;
 }
 
