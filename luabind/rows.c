@@ -11,6 +11,7 @@
 #include "internal.h"
 
 enum { VALS = 1, NAMES, NCOLS, POS, NVALS, NUL };
+enum { MAX_COLS = 1 << 16 };
 
 static int intfield(lua_State *L, int t, int i) {
 	lua_rawgeti(L, t, i);
@@ -25,7 +26,10 @@ static int intfield(lua_State *L, int t, int i) {
  * closed; a fetch from a closed cursor is an error. */
 int mg_rows_fetch(lua_State *L) {
 	int ncols = lua_istable(L, 1) ? intfield(L, 1, NCOLS) : 0;
-	if (ncols <= 0) return luaL_error(L, "bad argument #1 (LuaSQL: cursor expected, got %s)", luaL_typename(L, 1));
+	/* no database gives more columns; a script that wrote a larger number
+	 * into the table does not get a loop that long */
+	if (ncols <= 0 || ncols > MAX_COLS)
+		return luaL_error(L, "bad argument #1 (LuaSQL: cursor expected, got %s)", luaL_typename(L, 1));
 	int into = !lua_isnoneornil(L, 2);
 	const char *mode = "n";
 	if (into) {

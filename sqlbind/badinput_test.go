@@ -111,3 +111,24 @@ print(assert(luasql.sqlite3():connect(":memory:")):execute("SELECT 1"):fetch())`
 		t.Error("a database was created outside --open-basedir")
 	}
 }
+
+// TestWholeCursorTampered: a script that writes into a cursor given whole
+// gets errors, not a crash or a loop as long as the number it wrote.
+func TestWholeCursorTampered(t *testing.T) {
+	st := newState(t)
+	run(t, st, "/setup.lua", `_G.C = assert(luasql.sqlite3():connect(":memory:"))`)
+	for src, want := range map[string]string{
+		`local cur = C:execute("SELECT 1, 2") cur[3] = 2^31 cur:fetch({}, "n")`: "cursor expected",
+		`local cur = C:execute("SELECT 1, 2") cur[3] = "x" cur:fetch()`:         "cursor expected",
+		`local cur = C:execute("SELECT 1, 2") cur[1] = 5 cur:fetch()`:           "cursor is closed",
+		`local cur = C:execute("SELECT 1, 2") cur[2] = {} cur:fetch({}, "a")`:   "index is nil",
+		`local cur = C:execute("SELECT 1, 2") cur.fetch(nil)`:                   "cursor expected, got nil",
+	} {
+		if _, err := try(st, "/bad.lua", src); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error with %q", src, err, want)
+		}
+	}
+	if out := run(t, st, "/ok.lua", `local cur = C:execute("SELECT 1, 2") cur[4] = -7 print(cur:fetch())`); out != "nilnil" {
+		t.Errorf("a position written below 0: %q", out)
+	}
+}
