@@ -123,6 +123,8 @@ func TestWholeCursorTampered(t *testing.T) {
 		`local cur = C:execute("SELECT 1, 2") cur[1] = 5 cur:fetch()`:           "cursor is closed",
 		`local cur = C:execute("SELECT 1, 2") cur[2] = {} cur:fetch({}, "a")`:   "index is nil",
 		`local cur = C:execute("SELECT 1, 2") cur.fetch(nil)`:                   "cursor expected, got nil",
+		`local cur = C:execute("SELECT 1, 2") cur.close(5)`:                     "cursor expected, got number",
+		`local cur = C:execute("SELECT 1, 2") cur:close() cur:getcolnames()`:    "cursor is closed",
 	} {
 		if _, err := try(st, "/bad.lua", src); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error with %q", src, err, want)

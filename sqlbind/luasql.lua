@@ -174,11 +174,13 @@ function CursorN:numrows() return G.numrows(check(self, "cursor")) end
 -- number of values at 5 and the types at 7, each ended by a "\0".
 local Whole, WholeN = { fetch = G.rows }, {}
 
-local function whole(self)
+-- whole returns self, a cursor given whole and open (or closed too, if
+-- closed is true), or raises LuaSQL's error.
+local function whole(self, closed)
 	if type(self) ~= "table" or type(rawget(self, 3)) ~= "number" then
 		error("bad argument #1 (LuaSQL: cursor expected, got " .. type(self) .. ")", 3)
 	end
-	if rawget(self, 1) == nil then error("LuaSQL: cursor is closed", 0) end
+	if not closed and rawget(self, 1) == nil then error("LuaSQL: cursor is closed", 0) end
 	return self
 end
 
@@ -195,8 +197,7 @@ function Whole:getcoltypes()
 	return t
 end
 function Whole:close()
-	if type(self) ~= "table" or type(rawget(self, 3)) ~= "number" then whole(self) end
-	local open = rawget(self, 1) ~= nil
+	local open = rawget(whole(self, true), 1) ~= nil
 	rawset(self, 1, nil)
 	return open
 end
