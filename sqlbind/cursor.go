@@ -119,8 +119,8 @@ func (b *binding) readRows(rows *sql.Rows, room int) (*cursor, error) {
 // call into Go; a larger one stays here and is fetched row by row, so
 // that it never sits in Lua's heap twice over.
 var (
-	wholeVals  = 1024 // a variable for the tests, which turn it off
-	wholeBytes = 32 << 10
+	wholeVals  = 4096 // a variable for the tests, which turn it off
+	wholeBytes = 128 << 10
 )
 
 // small reports whether cur's result goes to Lua whole, given room bytes
